@@ -1,0 +1,181 @@
+/*
+ * Operator interface (internal to the engine).
+ *
+ * Every operator family lives in one file under src/engine/ops/ and exports one const table of
+ * `struct vg_op`, terminated by an all-zero entry, which src/engine/registry.c lists. The core
+ * never switches on an operator's name: it finds the entry whose domain and op_type match and
+ * whose [since_version, until_version] range contains the opset the model imports for that domain.
+ *
+ * An operator is called in three phases, all through one context struct, `struct vg_kctx`:
+ *
+ *  1. init (load time, once per node): parse and validate attributes, check input dtypes, set
+ *     every present output's dtype (out[i]->dtype), and optionally allocate `c->state`
+ *     (released by `release`). In this phase in[i]->dtype is set for present inputs; in[i]->data
+ *     is non-NULL only when the input is a constant (initializer or folded), in which case rank,
+ *     dims and data are all valid. Outputs with map_keys (ZipMap) set out[i]->map_keys here, to
+ *     memory owned by the state. The state is immutable afterwards and shared by all threads.
+ *     Anything that can be checked here must be: after a successful load the model must never fail
+ *     at run time for something load could have seen.
+ *
+ *  2. infer (plan time, once per input shape): in[i] has dtype, rank and dims; in[i]->data is
+ *     NULL. To read an input's values (a shape, axes, repeats...), call vg_kctx_value(c, i): it
+ *     returns the tensor with data when the value is known at planning time, else NULL, in which
+ *     case return VG_EDYNAMIC (negative) and the core falls back to executing node by node. Set
+ *     out[i]->rank and out[i]->dims for every present output. Request per-node scratch memory by
+ *     setting c->scratch_bytes. Return shape errors with vg_kerr(c, VG_ESHAPE, ...).
+ *
+ *  3. run (every run): in[i] and out[i] are complete, out[i]->data points to memory of the inferred
+ *     size (uninitialised), c->scratch to c->scratch_bytes bytes (64-byte aligned). Must not
+ *     allocate with malloc; strings for string outputs come from vg_kctx_strdup(). Return 0, or an
+ *     error for data-dependent failures only (an index out of range, ...).
+ *
+ * Absent optional inputs/outputs (empty name in the model, or fewer listed) are NULL in in[] /
+ * out[]; n_in / n_out is the count the node lists.
+ */
+#ifndef VIGIL_ENGINE_OP_H
+#define VIGIL_ENGINE_OP_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/engine.h"
+
+/* AttributeProto.AttributeType numbering. */
+enum vg_attr_type {
+    VG_ATTR_FLOAT = 1,
+    VG_ATTR_INT = 2,
+    VG_ATTR_STRING = 3,
+    VG_ATTR_TENSOR = 4,
+    VG_ATTR_GRAPH = 5,
+    VG_ATTR_FLOATS = 6,
+    VG_ATTR_INTS = 7,
+    VG_ATTR_STRINGS = 8,
+};
+
+struct vg_attr {
+    const char *name;
+    enum vg_attr_type type;
+    float f;
+    int64_t i;
+    const char *s;             /* NUL-terminated copy */
+    size_t n;                  /* element count for FLOATS / INTS / STRINGS */
+    const float *floats;
+    const int64_t *ints;
+    const char *const *strings;
+    const struct vg_tensor *t; /* TENSOR */
+};
+
+struct vg_op;
+
+/* A node of the loaded graph. Immutable after load. */
+struct vg_node {
+    const char *name;     /* may be "" */
+    const char *op_type;
+    const char *domain;   /* "" for ai.onnx */
+    int64_t opset;        /* opset version the model imports for `domain` */
+    int n_in, n_out;
+    int *in, *out;        /* value ids; -1 for an absent optional input/output */
+    int n_attrs;
+    struct vg_attr *attrs;
+    const struct vg_op *op;
+    void *state;          /* from op->init; released with op->release */
+};
+
+enum vg_phase { VG_PHASE_INIT, VG_PHASE_INFER, VG_PHASE_RUN };
+
+struct vg_strpool;
+
+struct vg_kctx {
+    enum vg_phase phase;
+    const struct vg_node *node;
+    void *state; /* init sets it; read-only in infer and run */
+    int n_in, n_out;
+    struct vg_tensor *const *in; /* treat as const in infer and run */
+    struct vg_tensor *const *out;
+    size_t scratch_bytes; /* infer may set it */
+    void *scratch;        /* run: c->scratch_bytes bytes, 64-byte aligned */
+    struct vg_error *err;
+    /* core-private */
+    struct vg_strpool *strings;
+    const struct vg_tensor *const *values; /* infer: known values per input, or NULL */
+    int *used_input_data;                  /* infer: set when a value read came from input data */
+    const unsigned char *value_from_input; /* infer: per input, value derives from input data */
+};
+
+typedef int (*vg_op_fn)(struct vg_kctx *c);
+
+enum {
+    /* Output depends only on the input's shape (Shape, Size): evaluable at planning time. */
+    VG_OPF_SHAPE_ONLY = 1,
+};
+
+struct vg_op {
+    const char *domain;  /* "" for ai.onnx, "ai.onnx.ml", "com.microsoft" */
+    const char *op_type;
+    int since_version;   /* first opset version this entry implements */
+    int until_version;   /* last one (inclusive); 0 = up to the newest */
+    vg_op_fn init;       /* may be NULL: then every output takes in[0]'s dtype */
+    vg_op_fn infer;      /* required */
+    vg_op_fn run;        /* required */
+    void (*release)(void *state); /* may be NULL */
+    unsigned flags;      /* VG_OPF_* */
+};
+
+/* ---- Helpers for operator files (implemented in src/engine/kctx.c, tensor.c) ----------------- */
+
+/*
+ * Records an error for this node: the message is prefixed with the node's name, op_type, domain
+ * and opset. Returns -code, so `return vg_kerr(c, VG_ESHAPE, "...", ...);` is the idiom.
+ */
+int vg_kerr(struct vg_kctx *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* infer: value of input i if known at planning time (constant or computed), else NULL. */
+const struct vg_tensor *vg_kctx_value(struct vg_kctx *c, int i);
+
+/* run: a copy of s[0..len) NUL-terminated, valid as long as the outputs of this run. NULL on OOM. */
+const char *vg_kctx_strdup(struct vg_kctx *c, const char *s, size_t len);
+
+/* Attributes (absent -> default / 0 count and NULL). */
+const struct vg_attr *vg_attr_find(const struct vg_node *n, const char *name);
+int64_t vg_attr_i(const struct vg_node *n, const char *name, int64_t dflt);
+float vg_attr_f(const struct vg_node *n, const char *name, float dflt);
+const char *vg_attr_s(const struct vg_node *n, const char *name, const char *dflt);
+size_t vg_attr_ints(const struct vg_node *n, const char *name, const int64_t **v);
+size_t vg_attr_floats(const struct vg_node *n, const char *name, const float **v);
+size_t vg_attr_strings(const struct vg_node *n, const char *name, const char *const **v);
+const struct vg_tensor *vg_attr_t(const struct vg_node *n, const char *name);
+
+/* Element value as double / int64 (for int, float, bool dtypes; strings give 0). */
+double vg_tensor_get_f64(const struct vg_tensor *t, int64_t i);
+int64_t vg_tensor_get_i64(const struct vg_tensor *t, int64_t i);
+
+/*
+ * Multidirectional (numpy) broadcasting of n shapes into out->rank/out->dims.
+ * Returns 0, or -VG_ESHAPE via vg_kerr when the shapes cannot broadcast.
+ */
+int vg_broadcast_shape(struct vg_kctx *c, int n, const struct vg_tensor *const *shapes,
+                       struct vg_tensor *out);
+/*
+ * Element strides of `in` (in elements) aligned to `out`'s rank: stride 0 on broadcast axes.
+ * `strides` has out->rank entries.
+ */
+void vg_broadcast_strides(const struct vg_tensor *in, const struct vg_tensor *out,
+                          int64_t *strides);
+/* Normalises a possibly negative axis for rank r; returns -1 if out of [-r, r-1]. */
+int vg_norm_axis(int64_t axis, int rank);
+
+/* Registry (registry.c): the entry for (domain, op_type) valid at `opset`, or NULL. */
+const struct vg_op *vg_op_lookup(const char *domain, const char *op_type, int64_t opset);
+
+/* ---- Operator family tables (one per file in src/engine/ops/) -------------------------------- */
+
+extern const struct vg_op vg_ops_tree[];        /* ops/tree.c: TreeEnsemble* */
+extern const struct vg_op vg_ops_ml[];          /* ops/ml.c: Linear*, Scaler, ..., ZipMap */
+extern const struct vg_op vg_ops_structure[];   /* ops/structure.c */
+extern const struct vg_op vg_ops_elementwise[]; /* ops/elementwise.c: arith, activations, logic */
+extern const struct vg_op vg_ops_matrix[];      /* ops/matrix.c: MatMul, Gemm, Softmax family */
+extern const struct vg_op vg_ops_reduce[];      /* ops/reduce.c */
+
+#endif
