@@ -2,13 +2,14 @@
  * Loading an ONNX ModelProto into an immutable struct vg_model.
  *
  * Load-time checks, in order: protobuf parse; opset imports (ai.onnx 1..VG_ONNX_OPSET_MAX,
- * ai.onnx.ml 1..VG_ML_OPSET_MAX, com.microsoft 1; other domains may be imported but no node may
+ * ai.onnx.ml 1..VG_ML_OPSET_MAX (4: LabelEncoder only), com.microsoft 1; other domains may be imported but no node may
  * use them); initializers and graph inputs (tensor types of the engine's dtypes, sane shapes);
  * single assignment of every value; every node input defined; topological order (Kahn; a cycle
  * is an error naming a node on it); operator known for its domain and opset; each operator's init
  * (attributes and types); graph output types against their declarations; constant folding of
  * initializer-only subgraphs; removal of nodes no output needs; and a shape probe (a plan built
- * with symbolic dims bound to 1 and to 2: an error under every binding is a load error).
+ * with leading symbolic dims bound to 1 and to 2: an error under every binding is a load error;
+ * models with other symbolic dims are not probed, since no guess for them is meaningful).
  * Not supported: subgraph attributes (If/Loop), sparse initializers, functions, training info.
  */
 #include <stdio.h>
@@ -19,7 +20,7 @@
 #include "onnx.pb-c.h"
 
 #define VG_ONNX_OPSET_MAX 19
-#define VG_ML_OPSET_MAX 3
+#define VG_ML_OPSET_MAX 4
 /* ONNX models are protobuf messages, which cannot exceed 2 GiB. */
 #define VG_MAX_MODEL_BYTES ((size_t)2 << 30)
 
@@ -741,8 +742,8 @@ out:
 }
 
 /*
- * Shape probe: plans the graph for concrete shapes derived from the declared ones (symbolic dims
- * bound to 1, then to 2). A shape error under every binding can never run, so it fails the load;
+ * Shape probe: plans the graph for concrete shapes derived from the declared ones (a leading
+ * symbolic dim bound to 1, then to 2). A shape error under every binding can never run, so it fails the load;
  * an error under one binding only depends on the batch size and is left to run time.
  */
 static int probe_shapes(struct loader *L)
@@ -752,8 +753,15 @@ static int probe_shapes(struct loader *L)
     for (int i = 0; i < m->n_inputs; i++) {
         if (m->input_info[i].rank < 0)
             return 0; /* undeclared shape: nothing to probe */
-        for (int d = 0; d < m->input_info[i].rank; d++)
-            symbolic |= m->input_info[i].dims[d] < 0;
+        for (int d = 0; d < m->input_info[i].rank; d++) {
+            if (m->input_info[i].dims[d] >= 0)
+                continue;
+            /* Only a leading (batch) dim can be bound to a guess; any value of a symbolic
+               feature count or image size could be the one the model needs. */
+            if (d > 0)
+                return 0;
+            symbolic = 1;
+        }
     }
     struct vg_tensor *tin = calloc((size_t)m->n_inputs + 1, sizeof(*tin));
     const struct vg_tensor **pin = calloc((size_t)m->n_inputs + 1, sizeof(*pin));

@@ -282,8 +282,7 @@ int vg_tensor_read_npy(const char *path, struct vg_tensor *t, struct vg_error *e
     }
     data = malloc(data_bytes ? (size_t)data_bytes : 1);
     if (!data) {
-        rc = vg__err(err, VG_ENOMEM, "%s: cannot allocate %lld bytes", path,
-                     (long long)data_bytes);
+        rc = vg__err(err, VG_ENOMEM, "%s: cannot allocate %lld bytes", path, (long long)data_bytes);
         goto out;
     }
     if (fread(data, 1, (size_t)data_bytes, f) != (size_t)data_bytes) {
@@ -324,8 +323,8 @@ int vg_tensor_write_npy(const char *path, const struct vg_tensor *t, struct vg_e
 
     /* Shape text: at most VG_MAX_RANK 19-digit numbers; 512 bytes is ample. */
     char dict[512];
-    int n = snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int n =
+        snprintf(dict, sizeof(dict), "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < t->rank; i++)
         n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%s%lld", i ? ", " : "",
                       (long long)t->dims[i]);

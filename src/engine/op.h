@@ -163,6 +163,8 @@ int vg_broadcast_shape(struct vg_kctx *c, int n, const struct vg_tensor *const *
  */
 void vg_broadcast_strides(const struct vg_tensor *in, const struct vg_tensor *out,
                           int64_t *strides);
+/* Formats t's dims as "[2,3]" into buf (for error messages). */
+void vg_shape_str(const struct vg_tensor *t, char *buf, size_t len);
 /* Normalises a possibly negative axis for rank r; returns -1 if out of [-r, r-1]. */
 int vg_norm_axis(int64_t axis, int rank);
 

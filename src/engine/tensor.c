@@ -163,7 +163,7 @@ int64_t vg_tensor_get_i64(const struct vg_tensor *t, int64_t i)
     return 0;
 }
 
-static void shape_str(const struct vg_tensor *t, char *buf, size_t len)
+void vg_shape_str(const struct vg_tensor *t, char *buf, size_t len)
 {
     size_t o = (size_t)snprintf(buf, len, "[");
     for (int i = 0; i < t->rank && o < len; i++)
@@ -196,8 +196,8 @@ int vg_broadcast_shape(struct vg_kctx *c, int n, const struct vg_tensor *const *
                 continue;
             }
             char a[128], b[128];
-            shape_str(shapes[0], a, sizeof(a));
-            shape_str(s, b, sizeof(b));
+            vg_shape_str(shapes[0], a, sizeof(a));
+            vg_shape_str(s, b, sizeof(b));
             return vg_kerr(c, VG_ESHAPE, "shapes %s and %s cannot be broadcast (axis %d: %lld vs %lld)",
                            a, b, off + i, (long long)*o, (long long)d);
         }

@@ -447,6 +447,40 @@ static void test_symbolic_dims(void **state)
     vg_model_free(m);
 }
 
+static void test_symbolic_feature_dim(void **state)
+{
+    (void)state;
+    /* x[N, F] with F symbolic: the probe cannot guess F, so the model loads and a wrong F is a
+       shape error when planning that run */
+    struct mb b;
+    mb_init(&b, 13);
+    static const char *in[] = {"x", "W", NULL}, *out[] = {"y", NULL};
+    int64_t dx[2] = {-1, -1}, dw[2] = {3, 2}, dy[2] = {-1, 2};
+    float w[6] = {1, 0, 0, 1, 1, 1};
+    mb_input(&b, "x", FLOAT_T, 2, dx);
+    b.dims[0][1].dim_param = "F";
+    mb_init_float(&b, "W", 2, dw, w, 6);
+    mb_output(&b, "y", FLOAT_T, 2, dy);
+    mb_node(&b, "MatMul", in, out);
+    struct vg_model *m;
+    struct vg_error err = {0};
+    assert_int_equal(load(&b, &m, &err), 0);
+    mb_release(&b);
+    struct vg_session *s = vg_session_new(m);
+    float x[4] = {1, 2, 3, 4};
+    struct vg_tensor t3 = {.dtype = VG_DT_FLOAT, .rank = 2, .dims = {1, 3}, .data = x};
+    assert_int_equal(vg_session_set_input(s, 0, &t3, &err), 0);
+    assert_int_equal(vg_session_run(s, &err), 0);
+    const float *y = vg_session_output(s, 0)->data;
+    assert_true(y[0] == 4 && y[1] == 5);
+    struct vg_tensor t4 = {.dtype = VG_DT_FLOAT, .rank = 2, .dims = {1, 4}, .data = x};
+    assert_int_equal(vg_session_set_input(s, 0, &t4, &err), 0);
+    assert_int_equal(vg_session_run(s, &err), -VG_ESHAPE);
+    assert_non_null(strstr(err.msg, "MatMul"));
+    vg_session_free(s);
+    vg_model_free(m);
+}
+
 static void test_constant_folding(void **state)
 {
     (void)state;
@@ -660,7 +694,8 @@ int main(void)
         cmocka_unit_test(test_not_protobuf),    cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_models),      cmocka_unit_test(test_arena_reuse),
         cmocka_unit_test(test_lifetimes),       cmocka_unit_test(test_symbolic_dims),
-        cmocka_unit_test(test_constant_folding), cmocka_unit_test(test_value_dependent_shape),
+        cmocka_unit_test(test_constant_folding),
+        cmocka_unit_test(test_symbolic_feature_dim), cmocka_unit_test(test_value_dependent_shape),
         cmocka_unit_test(test_external_data),   cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
