@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cblas.h>
+
 #include "vigil/engine.h"
 #include "vigil/tensor_io.h"
 
@@ -225,9 +227,9 @@ int main(int argc, char **argv)
     printf("{\"engine\": \"vigil\", \"model\": \"%s\", \"rows\": %lld, \"single_us\": %.4f, "
            "\"single_us_p90\": %.4f, \"batch_row_us\": %.5f, \"single_runs\": %d, "
            "\"warmup\": %d, \"batch_runs\": %d, \"arena_bytes\": %zu, "
-           "\"verify_mismatches\": %d}\n",
+           "\"verify_mismatches\": %d, \"blas_core\": \"%s\"}\n",
            name, (long long)rows, single_us, single_p90, batch_row_us, n_single, n_warmup, n_batch,
-           arena_batch, mismatches);
+           arena_batch, mismatches, openblas_get_corename());
 
     for (int j = 0; j < n_out; j++)
         free(batch_out[j].data);

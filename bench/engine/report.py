@@ -171,6 +171,10 @@ def main():
                      ours_id["single_us"], ort_id["single_us"],
                      fmt(ort_id.get("single_us_async"))))
 
+    blas_core = next((r.get("blas_core") for (e, _), r in res.items() if e == "vigil"), None)
+    if blas_core:
+        floor += ("\n\nOpenBLAS kernels used by vigil: %s (OpenBLAS's own CPU detection; "
+                  "bench/engine/run.sh drops an inherited OPENBLAS_CORETYPE)." % blas_core)
     ort_version = next((r.get("version") for (e, _), r in res.items() if e != "vigil"), "?")
     any_ours = next((r for (e, _), r in res.items() if e == "vigil"), {})
     table = [

@@ -52,6 +52,13 @@ fi
 
 # Both engines single-threaded: vigil pins OpenBLAS to one thread itself, ORT by session options.
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
+# OpenBLAS chooses its kernels for the CPU it finds, as it does in a deployment; an
+# OPENBLAS_CORETYPE inherited from this machine's environment (ours pins "Haswell", i.e. AVX2 only,
+# on an AVX-512 CPU) would benchmark a configuration no deployment of vigil sets. The kernel set
+# OpenBLAS used is printed with the results. Set VG_BENCH_KEEP_CORETYPE=1 to keep the inherited one.
+if [ -z "${VG_BENCH_KEEP_CORETYPE:-}" ]; then
+    unset OPENBLAS_CORETYPE
+fi
 
 if [ ! -f "$BUILD/CMakeCache.txt" ]; then
     cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null

@@ -1,0 +1,43 @@
+# vigil's front door: a thin layer over CMake. `make run` and `make test` work on a fresh Debian
+# machine: both install what is missing first (scripts/install-deps.sh).
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?= -DVG_WERROR=ON
+
+.PHONY: all deps build build-asan test test-fast run bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DVG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# Everything CI runs: the normal build's tests, then the same tests under ASan+UBSan.
+test: build build-asan
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+	ASAN_OPTIONS=detect_leaks=1 ctest --test-dir $(ASAN_BUILD) --output-on-failure -j$(JOBS)
+
+test-fast: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+# Until the server lands, `make run` trains a demo Iris classifier with scikit-learn, exports it
+# with the test exporter, and runs it through the engine.
+run: build
+	@scripts/demo.sh $(BUILD)
+
+bench: build
+	@bench/engine/run.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
