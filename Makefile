@@ -34,6 +34,7 @@ run: build
 	@scripts/demo.sh $(BUILD)
 
 bench: build
+	@scripts/install-deps.sh --bench
 	@bench/engine/run.sh $(BUILD)
 
 format:

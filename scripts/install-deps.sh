@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs every Debian package vigil needs to build, test and benchmark. Idempotent: packages
-# already present are not reinstalled, and apt-get update runs only when something is missing.
+# Installs the Debian packages vigil needs to build and test; with --bench, also what the
+# benchmarks need (Node.js and npm, for ONNX Runtime from npm: see bench/engine). Idempotent:
+# packages already present are not reinstalled, and apt-get update runs only when something is
+# missing.
 set -euo pipefail
 
 packages=(
@@ -9,14 +11,18 @@ packages=(
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev
   # tests
   libcmocka-dev python3-onnx python3-sklearn python3-numpy
-  # benchmarks (ONNX Runtime comes from npm, see bench/engine)
-  nodejs npm
 )
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+if [ "${1:-}" = "--bench" ]; then
+  # Any Node.js with npm will do (some machines have NodeSource's nodejs, which bundles npm and
+  # conflicts with Debian's npm package), so look for the commands, not the packages.
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
