@@ -1,5 +1,6 @@
 # vigil's front door: a thin layer over CMake. `make run` and `make test` work on a fresh Debian
 # machine: both install what is missing first (scripts/install-deps.sh).
+MAKEFLAGS += --no-print-directory
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc)

@@ -3,8 +3,8 @@
  * shape inference, then lays out all intermediate tensors and per-node scratch in one arena.
  *
  * Values known at planning time (constants, the inputs' own data when given, and the outputs of
- * small nodes whose inputs are all known, or of shape-only operators such as Shape) are evaluated
- * during planning so that shape-computing subgraphs (Shape -> Gather -> Concat -> Reshape) resolve
+ * small integer-valued nodes whose inputs are all known, or of shape-only operators such as Shape)
+ * are evaluated during planning so that shape-computing subgraphs (Shape -> Gather -> Concat -> Reshape) resolve
  * to static shapes. A plan that read the inputs' data is marked value_dependent and rebuilt on
  * every run; a plan that met a value it could not know is marked dynamic and executed node by
  * node (vg__run_dynamic in session.c).
@@ -239,18 +239,19 @@ int vg__plan_build(const struct vg_model *m, const struct vg_tensor *const *inpu
             rc = 0;
         }
         int64_t out_elems = 0;
-        int has_string = 0;
+        int shape_like = 1;
         for (int i = 0; i < n->n_out && !rc && !p->dynamic; i++) {
             if (!pout[i])
                 continue;
             if ((rc = out_check(n, i, pout[i], err)))
                 break;
             out_elems += vg_tensor_numel(pout[i]);
-            has_string |= pout[i]->dtype == VG_DT_STRING;
+            shape_like &= pout[i]->dtype == VG_DT_INT64 || pout[i]->dtype == VG_DT_INT32;
         }
-        /* Evaluate small, fully known nodes now so later shape inference can read them. */
+        /* Evaluate small, fully known integer nodes now (shapes, axes, indices) so later shape
+           inference can read them; float results are never shapes, so they are left to run. */
         int shape_only = (n->op->flags & VG_OPF_SHAPE_ONLY) != 0;
-        if (!rc && !p->dynamic && (all_known || shape_only) && !has_string &&
+        if (!rc && !p->dynamic && (all_known || shape_only) && shape_like &&
             out_elems <= VG_PLAN_EVAL_MAX_ELEMS) {
             struct vg_tensor **ein = vg__pool_alloc(&scratch_pool, sizeof(*ein) * ((size_t)n->n_in + 1));
             struct vg_tensor *eout = vg__pool_alloc(&scratch_pool, sizeof(*eout) * ((size_t)n->n_out + 1));

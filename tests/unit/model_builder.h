@@ -137,6 +137,26 @@ static inline void mb_init_float(struct mb *b, const char *name, int rank, const
     b->init_ptrs[b->graph.n_initializer++] = t;
 }
 
+/* An int64 initializer; data copied. */
+static inline void mb_init_int64(struct mb *b, const char *name, int rank, const int64_t *dims,
+                                 const int64_t *data, size_t n)
+{
+    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer];
+    onnx__tensor_proto__init(t);
+    t->name = (char *)name;
+    t->has_data_type = 1;
+    t->data_type = 7;
+    t->n_dims = (size_t)rank;
+    t->dims = mb_keep(b, calloc((size_t)rank + 1, sizeof(int64_t)));
+    if (rank)
+        memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
+    t->n_int64_data = n;
+    t->int64_data = mb_keep(b, calloc(n + 1, sizeof(int64_t)));
+    if (n)
+        memcpy(t->int64_data, data, sizeof(int64_t) * n);
+    b->init_ptrs[b->graph.n_initializer++] = t;
+}
+
 /* A node with up to 4 inputs/outputs given as NULL-terminated lists. */
 static inline Onnx__NodeProto *mb_node(struct mb *b, const char *op, const char *const *in,
                                        const char *const *out)

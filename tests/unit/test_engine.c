@@ -558,6 +558,57 @@ static void test_value_dependent_shape(void **state)
     vg_model_free(m);
 }
 
+static void test_shape_chain_static(void **state)
+{
+    (void)state;
+    /* y = Reshape(x, Concat(Unsqueeze(Gather(Shape(x), 0)), [6])): the exporters' flatten
+       pattern. The chain is evaluated while planning, so the plan is static and uses the arena
+       (the dynamic fallback would not). */
+    static const char *i0[] = {"x", NULL}, *o0[] = {"s", NULL};
+    static const char *i1[] = {"s", "zero", NULL}, *o1[] = {"n", NULL};
+    static const char *i2[] = {"n", "axes", NULL}, *o2[] = {"n1", NULL};
+    static const char *i3[] = {"n1", "six", NULL}, *o3[] = {"shape", NULL};
+    static const char *i4[] = {"x", "shape", NULL}, *o4[] = {"y", NULL};
+    int64_t dx[3] = {-1, 2, 3}, dy[2] = {-1, 6}, d1[1] = {1};
+    int64_t zero = 0, axes = 0, six = 6;
+    struct mb b;
+    mb_init(&b, 13);
+    mb_input(&b, "x", FLOAT_T, 3, dx);
+    mb_init_int64(&b, "zero", 0, NULL, &zero, 1);
+    mb_init_int64(&b, "axes", 1, d1, &axes, 1);
+    mb_init_int64(&b, "six", 1, d1, &six, 1);
+    mb_output(&b, "y", FLOAT_T, 2, dy);
+    mb_node(&b, "Shape", i0, o0);
+    Onnx__NodeProto *g = mb_node(&b, "Gather", i1, o1);
+    mb_attr_int(&b, g, "axis", 0);
+    mb_node(&b, "Unsqueeze", i2, o2);
+    Onnx__NodeProto *c = mb_node(&b, "Concat", i3, o3);
+    mb_attr_int(&b, c, "axis", 0);
+    mb_node(&b, "Reshape", i4, o4);
+    struct vg_model *m;
+    struct vg_error err = {0};
+    assert_int_equal(load(&b, &m, &err), 0);
+    mb_release(&b);
+    struct vg_session *s = vg_session_new(m);
+    float x[5 * 6];
+    for (int i = 0; i < 30; i++)
+        x[i] = (float)i;
+    for (int64_t n = 1; n <= 5; n += 4) {
+        struct vg_tensor tx = {.dtype = VG_DT_FLOAT, .rank = 3, .dims = {n, 2, 3}, .data = x};
+        assert_int_equal(vg_session_set_input(s, 0, &tx, &err), 0);
+        assert_int_equal(vg_session_run(s, &err), 0);
+        const struct vg_tensor *y = vg_session_output(s, 0);
+        assert_int_equal(y->rank, 2);
+        assert_int_equal(y->dims[0], n);
+        assert_int_equal(y->dims[1], 6);
+        for (int64_t i = 0; i < n * 6; i++)
+            assert_true(((float *)y->data)[i] == x[i]);
+        assert_true(vg_session_arena_bytes(s) > 0);
+    }
+    vg_session_free(s);
+    vg_model_free(m);
+}
+
 static void test_external_data(void **state)
 {
     (void)state;
@@ -696,6 +747,7 @@ int main(void)
         cmocka_unit_test(test_lifetimes),       cmocka_unit_test(test_symbolic_dims),
         cmocka_unit_test(test_constant_folding),
         cmocka_unit_test(test_symbolic_feature_dim), cmocka_unit_test(test_value_dependent_shape),
+        cmocka_unit_test(test_shape_chain_static),
         cmocka_unit_test(test_external_data),   cmocka_unit_test(test_threads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
