@@ -59,21 +59,6 @@ static int die(const char *what, int rc, const struct vg_error *err)
     return 1;
 }
 
-/* Element i of a numeric tensor as double (the verification compares values, not bytes). */
-static double elem(const struct vg_tensor *t, int64_t i)
-{
-    switch (t->dtype) {
-    case VG_DT_FLOAT: return ((const float *)t->data)[i];
-    case VG_DT_DOUBLE: return ((const double *)t->data)[i];
-    case VG_DT_INT64: return (double)((const int64_t *)t->data)[i];
-    case VG_DT_INT32: return ((const int32_t *)t->data)[i];
-    case VG_DT_INT8: return ((const int8_t *)t->data)[i];
-    case VG_DT_UINT8:
-    case VG_DT_BOOL: return ((const uint8_t *)t->data)[i];
-    default: return 0;
-    }
-}
-
 /* A private copy of an output (the session's is overwritten by the next run). */
 static int copy_output(const struct vg_tensor *src, struct vg_tensor *dst)
 {
@@ -213,7 +198,8 @@ int main(int argc, char **argv)
                 return 1;
             }
             for (int64_t e = 0; e < per_row; e++) {
-                double a = elem(t, e), b = elem(&batch_out[j], k * per_row + e);
+                double a = vg_tensor_get_f64(t, e);
+                double b = vg_tensor_get_f64(&batch_out[j], k * per_row + e);
                 /* Batched and single-row matrix products may sum in different orders. */
                 if (fabs(a - b) > 1e-5 * fmax(1.0, fabs(b)) && mismatches++ < 5)
                     fprintf(stderr,

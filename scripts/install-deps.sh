@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   # build
   gcc make cmake pkg-config
-  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev
   # tests
   libcmocka-dev python3-onnx python3-sklearn python3-numpy
 )

@@ -85,6 +85,9 @@ struct vg_tensor {
 
 /* Number of elements (product of dims; 1 for a scalar). */
 int64_t vg_tensor_numel(const struct vg_tensor *t);
+/* Element value as double / int64 (for int, float, bool dtypes; strings give 0). */
+double vg_tensor_get_f64(const struct vg_tensor *t, int64_t i);
+int64_t vg_tensor_get_i64(const struct vg_tensor *t, int64_t i);
 /* Bytes per element; sizeof(char *) for strings; 0 for VG_DT_UNDEFINED. */
 size_t vg_dtype_size(enum vg_dtype dt);
 /* Open Inference Protocol datatype name ("FP32", "INT64", "BYTES", "BOOL", ...), "UNDEFINED". */

@@ -147,9 +147,12 @@ size_t vg_attr_floats(const struct vg_node *n, const char *name, const float **v
 size_t vg_attr_strings(const struct vg_node *n, const char *name, const char *const **v);
 const struct vg_tensor *vg_attr_t(const struct vg_node *n, const char *name);
 
-/* Element value as double / int64 (for int, float, bool dtypes; strings give 0). */
-double vg_tensor_get_f64(const struct vg_tensor *t, int64_t i);
-int64_t vg_tensor_get_i64(const struct vg_tensor *t, int64_t i);
+/* Saturating double -> integer: NaN -> 0, out of range -> the type's limit, else truncation
+ * toward zero (a plain C cast of an out-of-range double is undefined). */
+int64_t vg_sat_i64(double v);
+int32_t vg_sat_i32(double v);
+int8_t vg_sat_i8(double v);
+uint8_t vg_sat_u8(double v);
 
 /*
  * Multidirectional (numpy) broadcasting of n shapes into out->rank/out->dims.

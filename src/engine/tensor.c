@@ -1,4 +1,5 @@
 /* Tensor basics shared by the core and the operators: sizes, names, errors, broadcasting. */
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,6 +162,38 @@ int64_t vg_tensor_get_i64(const struct vg_tensor *t, int64_t i)
     case VG_DT_UNDEFINED: break;
     }
     return 0;
+}
+
+int64_t vg_sat_i64(double v)
+{
+    if (isnan(v))
+        return 0;
+    if (v >= 9223372036854775807.0)
+        return INT64_MAX;
+    if (v <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)v;
+}
+
+int32_t vg_sat_i32(double v)
+{
+    if (isnan(v))
+        return 0;
+    if (v >= 2147483647.0)
+        return INT32_MAX;
+    if (v <= -2147483648.0)
+        return INT32_MIN;
+    return (int32_t)v;
+}
+
+int8_t vg_sat_i8(double v)
+{
+    return (int8_t)(isnan(v) ? 0 : v >= 127.0 ? 127 : v <= -128.0 ? -128 : (int)v);
+}
+
+uint8_t vg_sat_u8(double v)
+{
+    return (uint8_t)(isnan(v) ? 0 : v >= 255.0 ? 255 : v <= 0.0 ? 0 : (int)v);
 }
 
 void vg_shape_str(const struct vg_tensor *t, char *buf, size_t len)

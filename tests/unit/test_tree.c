@@ -8,7 +8,7 @@
  *
  * The cases directory is $VG_TREE_CASES; when unset, the generator is run (with /usr/bin/python3,
  * from the source root, which is ctest's working directory) into a temporary directory. Without
- * either, the tests are skipped.
+ * either, the tests fail (tests/unit/fixture_cases.h).
  */
 #include <dirent.h>
 #include <math.h>
@@ -22,112 +22,16 @@
 
 #include <cmocka.h>
 
+#include "fixture_cases.h"
 #include "vigil/engine.h"
 
-static char cases_dir[512];
-static char tmp_dir[64];
-
-static int setup(void **state)
-{
-    (void)state;
-    const char *env = getenv("VG_TREE_CASES");
-    if (env && *env) {
-        snprintf(cases_dir, sizeof cases_dir, "%s", env);
-        return 0;
-    }
-    snprintf(tmp_dir, sizeof tmp_dir, "/tmp/vg_tree_casesXXXXXX");
-    if (!mkdtemp(tmp_dir)) {
-        tmp_dir[0] = 0;
-        return 0;
-    }
-    char cmd[256];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 tests/fixtures/gen_tree_cases.py %s >/dev/null 2>&1", tmp_dir);
-    if (system(cmd) == 0)
-        snprintf(cases_dir, sizeof cases_dir, "%s", tmp_dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    if (tmp_dir[0]) {
-        char cmd[128];
-        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp_dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "test_tree: could not remove %s\n", tmp_dir);
-    }
-    return 0;
-}
-
-static int need_cases(void)
-{
-    if (!cases_dir[0]) {
-        print_message("no tree cases: set VG_TREE_CASES or install python3-onnx\n");
-        return 0;
-    }
-    return 1;
-}
-
-static int read_line(const char *path, char *buf, size_t len)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    if (!fgets(buf, (int)len, f))
-        buf[0] = 0;
-    fclose(f);
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' ' || buf[n - 1] == '\r'))
-        buf[--n] = 0;
-    return 0;
-}
-
-/* One bad_tree_* case: 1 when the load failed with the expected message. */
-static int check_bad_case(const char *dir)
-{
-    char path[1200], want[512];
-    struct vg_model *m = NULL;
-    struct vg_error err = {0};
-
-    snprintf(path, sizeof path, "%s/expected_error.txt", dir);
-    if (read_line(path, want, sizeof want) < 0) {
-        print_error("%s: no expected_error.txt\n", dir);
-        return 0;
-    }
-    snprintf(path, sizeof path, "%s/model.onnx", dir);
-    if (vg_engine_load_file(path, &m, &err) == 0) {
-        print_error("%s: loaded, but should fail with \"%s\"\n", dir, want);
-        vg_model_free(m);
-        return 0;
-    }
-    if (!strstr(err.msg, want)) {
-        print_error("%s: load error \"%s\" lacks \"%s\"\n", dir, err.msg, want);
-        return 0;
-    }
-    return 1;
-}
+static struct fixture_cases cases = {
+    .env = "VG_TREE_CASES", .script = "tests/fixtures/gen_tree_cases.py", .name = "tree"};
 
 static void test_bad_models(void **state)
 {
     (void)state;
-    if (!need_cases())
-        skip();
-    DIR *d = opendir(cases_dir);
-    assert_non_null(d);
-    int total = 0, passed = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "bad_tree_", 9))
-            continue;
-        char dir[1024];
-        snprintf(dir, sizeof dir, "%s/%s", cases_dir, e->d_name);
-        total++;
-        passed += check_bad_case(dir);
-    }
-    closedir(d);
-    assert_true(total >= 15);
-    assert_int_equal(passed, total);
+    fixture_check_bad_cases(&cases, "bad_tree_", 15);
 }
 
 #define N_FEAT 6
@@ -169,12 +73,11 @@ static void run_rows(struct vg_session *s, const float *x, int n, const char **l
 static void test_blocks_match_single_rows(void **state)
 {
     (void)state;
-    if (!need_cases())
-        skip();
+    fixture_need_cases(&cases);
     char path[1024];
     struct vg_model *m = NULL;
     struct vg_error err = {0};
-    snprintf(path, sizeof path, "%s/test_tree_symbolic_dims/model.onnx", cases_dir);
+    snprintf(path, sizeof path, "%s/test_tree_symbolic_dims/model.onnx", cases.dir);
     if (vg_engine_load_file(path, &m, &err) != 0)
         fail_msg("load: %s", err.msg);
     struct vg_session *s = vg_session_new(m);
@@ -230,5 +133,6 @@ int main(void)
         cmocka_unit_test(test_bad_models),
         cmocka_unit_test(test_blocks_match_single_rows),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    fixture_group = &cases;
+    return cmocka_run_group_tests(tests, fixture_group_setup, fixture_group_teardown);
 }

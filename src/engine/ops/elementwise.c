@@ -229,29 +229,6 @@ static int64_t ew_ipow(int64_t x, int64_t y)
     return (int64_t)r;
 }
 
-/* Saturating double -> integer conversions (a plain cast of an out-of-range double is UB). */
-static int64_t ew_sat_i64(double v)
-{
-    if (v != v)
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
-static int32_t ew_sat_i32(double v)
-{
-    if (v != v)
-        return 0;
-    if (v >= 2147483647.0)
-        return INT32_MAX;
-    if (v <= -2147483648.0)
-        return INT32_MIN;
-    return (int32_t)v;
-}
-
 EW_BIN(ew_pow_f32, float, float, float, powf(x, y))
 EW_BIN(ew_pow_f64, double, double, double, pow(x, y))
 /* Pow(x, 2) is common (variance, squared error) and needs no libm call. */
@@ -266,8 +243,8 @@ EW_BIN(ew_square_f64, double, double, double, x *x)
     EW_BIN(ew_pow_i32_##sfx, int32_t, TB, int32_t, (int32_t)ew_ipow(x, (int64_t)y))                \
     EW_BIN(ew_pow_i64_##sfx, int64_t, TB, int64_t, ew_ipow(x, (int64_t)y))
 #define EW_POW_INT_BASE_FLOATEXP(sfx, TB)                                                          \
-    EW_BIN(ew_pow_i32_##sfx, int32_t, TB, int32_t, ew_sat_i32(pow((double)x, (double)y)))          \
-    EW_BIN(ew_pow_i64_##sfx, int64_t, TB, int64_t, ew_sat_i64(pow((double)x, (double)y)))
+    EW_BIN(ew_pow_i32_##sfx, int32_t, TB, int32_t, vg_sat_i32(pow((double)x, (double)y)))          \
+    EW_BIN(ew_pow_i64_##sfx, int64_t, TB, int64_t, vg_sat_i64(pow((double)x, (double)y)))
 
 EW_BIN(ew_pow_f32_f64, float, double, float, pow((double)x, y))
 EW_BIN(ew_pow_f64_f32, double, float, double, pow(x, (double)y))
@@ -1093,8 +1070,8 @@ static void ew_bound(int slot, int hi, const struct vg_attr *attr, union ew_scal
     switch (slot) {
     case EW_F32: v->f32 = attr ? attr->f : hi ? FLT_MAX : -FLT_MAX; break;
     case EW_F64: v->f64 = attr ? d : hi ? DBL_MAX : -DBL_MAX; break;
-    case EW_I64: v->i64 = attr ? ew_sat_i64(d) : hi ? INT64_MAX : INT64_MIN; break;
-    case EW_I32: v->i32 = attr ? ew_sat_i32(d) : hi ? INT32_MAX : INT32_MIN; break;
+    case EW_I64: v->i64 = attr ? vg_sat_i64(d) : hi ? INT64_MAX : INT64_MIN; break;
+    case EW_I32: v->i32 = attr ? vg_sat_i32(d) : hi ? INT32_MAX : INT32_MIN; break;
     case EW_I8:
         v->i8 = (int8_t)(attr ? (d < -128 ? -128 : d > 127 ? 127 : (int)d) : hi ? 127 : -128);
         break;

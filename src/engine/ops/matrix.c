@@ -43,19 +43,6 @@ static void blas_single_thread(void)
     openblas_set_num_threads(1);
 }
 
-/* Formats "[2, 3, 4]" into buf for error messages. */
-static const char *shape_str(const struct vg_tensor *t, char *buf, size_t len)
-{
-    size_t pos = 0;
-    pos += (size_t)snprintf(buf, len, "[");
-    for (int i = 0; i < t->rank && pos < len; i++)
-        pos +=
-            (size_t)snprintf(buf + pos, len - pos, "%s%lld", i ? ", " : "", (long long)t->dims[i]);
-    if (pos < len)
-        snprintf(buf + pos, len - pos, "]");
-    return buf;
-}
-
 static int64_t dims_prod(const int64_t *dims, int from, int to)
 {
     int64_t p = 1;
@@ -81,10 +68,13 @@ struct mm_geom {
 static int mm_geometry(struct vg_kctx *c, const struct vg_tensor *a, const struct vg_tensor *b,
                        struct mm_geom *g)
 {
-    char sa[160], sb[160];
+    char sa[160] = "", sb[160] = "";
+    if (c) {
+        vg_shape_str(a, sa, sizeof(sa));
+        vg_shape_str(b, sb, sizeof(sb));
+    }
     if (a->rank < 1 || b->rank < 1)
-        return c ? vg_kerr(c, VG_ESHAPE, "inputs must have rank >= 1, got A %s and B %s",
-                           shape_str(a, sa, sizeof(sa)), shape_str(b, sb, sizeof(sb)))
+        return c ? vg_kerr(c, VG_ESHAPE, "inputs must have rank >= 1, got A %s and B %s", sa, sb)
                  : -VG_ESHAPE;
     int ab_rank = a->rank > 2 ? a->rank - 2 : 0;
     int bb_rank = b->rank > 2 ? b->rank - 2 : 0;
@@ -105,9 +95,8 @@ static int mm_geometry(struct vg_kctx *c, const struct vg_tensor *a, const struc
     }
     if (g->k != kb)
         return c ? vg_kerr(c, VG_ESHAPE,
-                           "inner dimensions differ: A %s has K=%lld, B %s has K=%lld",
-                           shape_str(a, sa, sizeof(sa)), (long long)g->k,
-                           shape_str(b, sb, sizeof(sb)), (long long)kb)
+                           "inner dimensions differ: A %s has K=%lld, B %s has K=%lld", sa,
+                           (long long)g->k, sb, (long long)kb)
                  : -VG_ESHAPE;
     if (g->m > INT_MAX || g->k > INT_MAX || g->n > INT_MAX)
         return c ? vg_kerr(c, VG_EUNSUPPORTED, "matrix dimension above %d (BLAS limit)", INT_MAX)
@@ -126,7 +115,7 @@ static int mm_geometry(struct vg_kctx *c, const struct vg_tensor *a, const struc
             d = db;
         else
             return c ? vg_kerr(c, VG_ESHAPE, "batch dimensions of A %s and B %s do not broadcast",
-                               shape_str(a, sa, sizeof(sa)), shape_str(b, sb, sizeof(sb)))
+                               sa, sb)
                      : -VG_ESHAPE;
         g->batch[i] = d;
         g->a_stride[i] = da == 1 ? 0 : sa_run;
@@ -315,18 +304,18 @@ static int gemm_infer(struct vg_kctx *c)
     const struct gemm_state *st = c->state;
     const struct vg_tensor *a = c->in[0], *b = c->in[1];
     const struct vg_tensor *cc = c->n_in >= 3 ? c->in[2] : NULL;
-    char sa[160], sb[160];
+    char sa[160], sb[160], sc[160];
+    vg_shape_str(a, sa, sizeof(sa));
+    vg_shape_str(b, sb, sizeof(sb));
     if (a->rank != 2 || b->rank != 2)
-        return vg_kerr(c, VG_ESHAPE, "A and B must be 2-D, got A %s and B %s",
-                       shape_str(a, sa, sizeof(sa)), shape_str(b, sb, sizeof(sb)));
+        return vg_kerr(c, VG_ESHAPE, "A and B must be 2-D, got A %s and B %s", sa, sb);
     int64_t m = a->dims[st->trans_a ? 1 : 0], k = a->dims[st->trans_a ? 0 : 1];
     int64_t kb = b->dims[st->trans_b ? 1 : 0], n = b->dims[st->trans_b ? 0 : 1];
     if (k != kb)
         return vg_kerr(c, VG_ESHAPE,
                        "inner dimensions differ: A %s (transA=%d) has K=%lld, B %s (transB=%d) "
                        "has K=%lld",
-                       shape_str(a, sa, sizeof(sa)), st->trans_a, (long long)k,
-                       shape_str(b, sb, sizeof(sb)), st->trans_b, (long long)kb);
+                       sa, st->trans_a, (long long)k, sb, st->trans_b, (long long)kb);
     if (m > INT_MAX || n > INT_MAX || k > INT_MAX)
         return vg_kerr(c, VG_EUNSUPPORTED, "matrix dimension above %d (BLAS limit)", INT_MAX);
     if (cc) {
@@ -338,11 +327,12 @@ static int gemm_infer(struct vg_kctx *c)
             int64_t ccol = cc->rank >= 1 ? cc->dims[cc->rank - 1] : 1;
             ok = cc->rank <= 2 && (cr == 1 || cr == m) && (ccol == 1 || ccol == n);
         }
-        if (!ok)
-            return vg_kerr(c, VG_ESHAPE, "C %s does not %s the output [%lld, %lld]",
-                           shape_str(cc, sa, sizeof(sa)),
+        if (!ok) {
+            vg_shape_str(cc, sc, sizeof(sc));
+            return vg_kerr(c, VG_ESHAPE, "C %s does not %s the output [%lld,%lld]", sc,
                            st->c_exact ? "match (broadcast=0)" : "broadcast to", (long long)m,
                            (long long)n);
+        }
     }
     c->out[0]->rank = 2;
     c->out[0]->dims[0] = m;
@@ -499,10 +489,12 @@ static int softmax_infer(struct vg_kctx *c)
     const struct softmax_state *st = c->state;
     const struct vg_tensor *x = c->in[0];
     int64_t outer, n, inner;
-    char sx[160];
-    if (softmax_split(st, x, &outer, &n, &inner))
+    if (softmax_split(st, x, &outer, &n, &inner)) {
+        char sx[160];
+        vg_shape_str(x, sx, sizeof(sx));
         return vg_kerr(c, VG_ESHAPE, "axis %lld out of range for input %s (rank %d)",
-                       (long long)st->axis, shape_str(x, sx, sizeof(sx)), x->rank);
+                       (long long)st->axis, sx, x->rank);
+    }
     struct vg_tensor *y = c->out[0];
     y->rank = x->rank;
     memcpy(y->dims, x->dims, sizeof(y->dims));

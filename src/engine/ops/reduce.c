@@ -63,39 +63,6 @@ static int type_index(enum vg_dtype dt)
     }
 }
 
-/* Float-to-integer conversions that saturate (C leaves out-of-range conversions undefined). */
-static int64_t sat_i64(double v)
-{
-    if (isnan(v))
-        return 0;
-    if (v >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (v <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)v;
-}
-
-static int32_t sat_i32(double v)
-{
-    if (isnan(v))
-        return 0;
-    if (v >= 2147483647.0)
-        return INT32_MAX;
-    if (v <= -2147483648.0)
-        return INT32_MIN;
-    return (int32_t)v;
-}
-
-static int8_t sat_i8(double v)
-{
-    return (int8_t)(isnan(v) ? 0 : v >= 127.0 ? 127 : v <= -128.0 ? -128 : (int)v);
-}
-
-static uint8_t sat_u8(double v)
-{
-    return (uint8_t)(isnan(v) ? 0 : v >= 255.0 ? 255 : v <= 0.0 ? 0 : (int)v);
-}
-
 #define CAST_F32(v) ((float)(v))
 #define CAST_F64(v) ((double)(v))
 
@@ -535,10 +502,10 @@ static const lse_fn lse_kernels[T_COUNT] = {lse_f32, lse_f64, lse_i32, lse_i64, 
     }
 DEFINE_ENDS(f32, float, -INFINITY, INFINITY, NAN, CAST_F32)
 DEFINE_ENDS(f64, double, -INFINITY, INFINITY, NAN, CAST_F64)
-DEFINE_ENDS(i32, int32_t, INT32_MIN, INT32_MAX, 0, sat_i32)
-DEFINE_ENDS(i64, int64_t, INT64_MIN, INT64_MAX, 0, sat_i64)
-DEFINE_ENDS(i8, int8_t, INT8_MIN, INT8_MAX, 0, sat_i8)
-DEFINE_ENDS(u8, uint8_t, 0, UINT8_MAX, 0, sat_u8)
+DEFINE_ENDS(i32, int32_t, INT32_MIN, INT32_MAX, 0, vg_sat_i32)
+DEFINE_ENDS(i64, int64_t, INT64_MIN, INT64_MAX, 0, vg_sat_i64)
+DEFINE_ENDS(i8, int8_t, INT8_MIN, INT8_MAX, 0, vg_sat_i8)
+DEFINE_ENDS(u8, uint8_t, 0, UINT8_MAX, 0, vg_sat_u8)
 
 typedef void (*fill_fn)(enum red_kind, void *, int64_t);
 typedef void (*finish_fn)(enum red_kind, void *, int64_t, int64_t, const double *);

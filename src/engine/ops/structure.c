@@ -292,34 +292,13 @@ static int castlike_init(struct vg_kctx *c)
     return cast_check(c, c->in[1]->dtype);
 }
 
-/* Float to integer conversions defined for every input (C leaves out-of-range undefined). */
-static int64_t f2i64(double x)
-{
-    if (x != x)
-        return 0;
-    if (x >= 9223372036854775807.0)
-        return INT64_MAX;
-    if (x <= -9223372036854775808.0)
-        return INT64_MIN;
-    return (int64_t)x;
-}
-
-static int32_t f2i32(double x)
-{
-    if (x != x)
-        return 0;
-    if (x >= 2147483647.0)
-        return INT32_MAX;
-    if (x <= -2147483648.0)
-        return INT32_MIN;
-    return (int32_t)x;
-}
-
+/* Float source: out-of-range values saturate to int64 / int32 (C leaves them undefined);
+ * int8 / uint8 take the low byte of the saturated int64, i.e. they wrap like an integer cast. */
 #define CONV_PLAIN(x) (x)
-#define CONV_F2I64(x) f2i64(x)
-#define CONV_F2I32(x) f2i32(x)
-#define CONV_F2I8(x) ((int8_t)(uint8_t)(uint64_t)f2i64(x))
-#define CONV_F2U8(x) ((uint8_t)(uint64_t)f2i64(x))
+#define CONV_F2I64(x) vg_sat_i64(x)
+#define CONV_F2I32(x) vg_sat_i32(x)
+#define CONV_F2I8(x) ((int8_t)(uint8_t)(uint64_t)vg_sat_i64(x))
+#define CONV_F2U8(x) ((uint8_t)(uint64_t)vg_sat_i64(x))
 #define CONV_BOOL(x) ((x) != 0)
 
 #define CAST_LOOP(ST, DT, CONV)                                                                \
@@ -505,7 +484,7 @@ static int parse_int(const char *s, int64_t *v)
     double d;
     if (parse_real(s, &d))
         return -1;
-    *v = f2i64(d);
+    *v = vg_sat_i64(d);
     return 0;
 }
 
