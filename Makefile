@@ -16,6 +16,8 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
+	@test -f models/iris/1/model.onnx || $(BUILD)/vigil train --data data/iris.csv --target species \
+	    --name iris --repo models --seed 42 --description "Iris species classifier (built-in)"
 
 build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DVG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
@@ -37,6 +39,7 @@ run: build
 bench: build
 	@scripts/install-deps.sh --bench
 	@bench/engine/run.sh $(BUILD)
+	@bench/train/run.sh $(BUILD)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

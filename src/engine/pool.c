@@ -12,16 +12,17 @@ struct vg_pool_chunk {
 
 #define VG_POOL_MIN_CHUNK (64 * 1024)
 
-void *vg__pool_alloc(struct vg_pool *p, size_t n)
+/* `align` is a power of two up to 64; chunks start 64-byte aligned. */
+static void *pool_alloc_aligned(struct vg_pool *p, size_t n, size_t align)
 {
-    size_t need = (n + 63) & ~(size_t)63;
-    if (need < n)
-        return NULL;
     struct vg_pool_chunk *c = p->head;
-    if (!c || c->size - c->used < need) {
-        size_t sz = need > VG_POOL_MIN_CHUNK ? need : VG_POOL_MIN_CHUNK;
+    size_t start = c ? (c->used + align - 1) & ~(align - 1) : 0;
+    if (!c || start > c->size || c->size - start < n) {
+        size_t sz = n > VG_POOL_MIN_CHUNK ? n : VG_POOL_MIN_CHUNK;
         if (c && sz < c->size * 2 && c->size * 2 <= ((size_t)1 << 30))
             sz = c->size * 2;
+        if (sz + sizeof(*c) + 63 < sz)
+            return NULL;
         c = aligned_alloc(64, (sizeof(*c) + sz + 63) & ~(size_t)63);
         if (!c)
             return NULL;
@@ -30,16 +31,22 @@ void *vg__pool_alloc(struct vg_pool *p, size_t n)
         c->next = p->head;
         p->head = c;
         p->bytes += sz;
+        start = 0;
     }
-    void *r = c->data + c->used;
-    c->used += need;
+    void *r = c->data + start;
+    c->used = start + n;
     memset(r, 0, n);
     return r;
 }
 
+void *vg__pool_alloc(struct vg_pool *p, size_t n)
+{
+    return pool_alloc_aligned(p, n, 64);
+}
+
 char *vg__pool_strndup(struct vg_pool *p, const char *s, size_t len)
 {
-    char *r = vg__pool_alloc(p, len + 1);
+    char *r = pool_alloc_aligned(p, len + 1, 1); /* strings need no alignment: keep them dense */
     if (r) {
         if (len)
             memcpy(r, s, len);

@@ -760,8 +760,8 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
             if (is_missing(cell)) {
                 if (impute == VG_IMPUTE_NONE) {
                     rc = vg__err(err, VG_EINVAL,
-                                 "%s: line %ld, column '%s' (%d): %s value; use impute "
-                                 "(mean or median) to fill missing values",
+                                 "%s: line %ld, column '%s' (%d): %s value; missing values "
+                                 "need imputing (vigil train --impute mean|median)",
                                  path, line, header[j], j + 1, cell[0] ? "NaN" : "empty");
                     goto out;
                 }
