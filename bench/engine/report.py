@@ -236,7 +236,9 @@ def main():
         doc += ["Models: `bench/engine/make_models.py` (scikit-learn models exported with "
                 "`tests/fixtures/sklearn_export.py`, probabilities as tensors, no ZipMap). "
                 "Harnesses: `bench/engine_bench.c` (vigil) and `bench/engine/ort_bench.js` "
-                "(ONNX Runtime); `bench/engine/README.md` explains how to run them.", ""]
+                "(ONNX Runtime); `bench/engine/README.md` explains how to run them.", "",
+                "Training figures (`vigil train` against scikit-learn) are in "
+                "[benchmarks-training.md](benchmarks-training.md).", ""]
         with open(args.docs, "w") as f:
             f.write("\n".join(doc))
     return 0 if all_ok else 1

@@ -10,11 +10,8 @@ VIGIL=$1
 WORK=$2
 PY=/usr/bin/python3
 HERE=$(cd "$(dirname "$0")" && pwd)
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+# shellcheck source=../lib.sh
+. "$HERE/../lib.sh"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -24,27 +21,6 @@ if ! "$PY" "$HERE/make_cli_model.py" "$WORK"; then
 fi
 cd "$WORK" || exit 1
 
-# expect_status CODE NAME -- COMMAND...: runs COMMAND, keeps stdout/stderr in out.txt/err.txt.
-expect_status() {
-    local want=$1 name=$2
-    shift 3
-    "$@" >out.txt 2>err.txt
-    local got=$?
-    if [ "$got" -ne "$want" ]; then
-        bad "$name: exit $got, expected $want"
-        sed 's/^/    stderr: /' err.txt | head -5 >&2
-        return 1
-    fi
-    ok
-    return 0
-}
-
-# expect_err PATTERN NAME: stderr of the last command matches PATTERN (grep -E).
-expect_err() {
-    if grep -Eq "$1" err.txt; then ok; else
-        bad "$2: stderr lacks /$1/: $(head -c 300 err.txt)"
-    fi
-}
 
 # expect_out PATTERN NAME: stdout of the last command matches PATTERN (grep -E).
 expect_out() {
@@ -227,5 +203,4 @@ touch not_a_dir
 expect_status 1 "out-dir is a file" -- "$VIGIL" run linear.onnx --input X=X.npy --input Z=Z.npy --out-dir not_a_dir
 expect_err "not a directory" "out-dir message"
 
-echo "cli tests: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish cli

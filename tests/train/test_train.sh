@@ -13,13 +13,11 @@ WORK=$2
 SRC=$(cd "$3" && pwd)
 SLOW_FSYNC=$(cd "$(dirname "$4")" && pwd)/$(basename "$4")
 PY=/usr/bin/python3
-pass=0
-fail=0
 # Every vigil run gets its own time limit, so one hang fails that check instead of the suite.
 T="timeout -k 5 120"
-
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+VG_TEST_TIMEOUT=$T
+# shellcheck source=../lib.sh
+. "$SRC/tests/lib.sh"
 
 rm -rf "$WORK"
 mkdir -p "$WORK"
@@ -36,26 +34,6 @@ if [ ! -s "$IRIS" ]; then
     fi
 fi
 
-# expect_status CODE NAME -- COMMAND...: runs COMMAND, keeps stdout/stderr in out.txt/err.txt.
-expect_status() {
-    local want=$1 name=$2
-    shift 3
-    $T "$@" >out.txt 2>err.txt
-    local got=$?
-    if [ "$got" -ne "$want" ]; then
-        bad "$name: exit $got, expected $want"
-        sed 's/^/    stderr: /' err.txt | head -5 >&2
-        return 1
-    fi
-    ok
-    return 0
-}
-
-expect_err() {
-    if grep -Eq -- "$1" err.txt; then ok; else
-        bad "$2: stderr lacks /$1/: $(head -c 300 err.txt)"
-    fi
-}
 
 expect_out() {
     if grep -Eq -- "$1" out.txt; then ok; else
@@ -419,5 +397,4 @@ expect_status 0 "train after a killed run" -- "$VIGIL" train --data "$IRIS" --ta
 [ -d "$R/iris/3" ] && ok || bad "version 3 missing"
 rmdir "$R/iris/.tmp-8-$$"
 
-echo "train tests: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish train

@@ -118,43 +118,43 @@ static inline void mb_output(struct mb *b, const char *name, int elem_type, int 
     b->out_ptrs[b->graph.n_output++] = mb_io(b, name, elem_type, rank, dims);
 }
 
-/* A float initializer; data copied. */
-static inline void mb_init_float(struct mb *b, const char *name, int rank, const int64_t *dims,
-                                 const float *data, size_t n)
+/* An initializer of float (elem_type 1) or int64 (7) values; data copied. */
+static inline void mb_init_values(struct mb *b, const char *name, int elem_type, int rank,
+                                  const int64_t *dims, const void *data, size_t n)
 {
     Onnx__TensorProto *t = &b->inits[b->graph.n_initializer];
     onnx__tensor_proto__init(t);
     t->name = (char *)name;
     t->has_data_type = 1;
-    t->data_type = 1;
-    t->n_dims = (size_t)rank;
-    t->dims = mb_keep(b, calloc((size_t)rank + 1, sizeof(int64_t)));
-    memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
-    t->n_float_data = n;
-    t->float_data = mb_keep(b, calloc(n + 1, sizeof(float)));
-    if (n)
-        memcpy(t->float_data, data, sizeof(float) * n);
-    b->init_ptrs[b->graph.n_initializer++] = t;
-}
-
-/* An int64 initializer; data copied. */
-static inline void mb_init_int64(struct mb *b, const char *name, int rank, const int64_t *dims,
-                                 const int64_t *data, size_t n)
-{
-    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer];
-    onnx__tensor_proto__init(t);
-    t->name = (char *)name;
-    t->has_data_type = 1;
-    t->data_type = 7;
+    t->data_type = elem_type;
     t->n_dims = (size_t)rank;
     t->dims = mb_keep(b, calloc((size_t)rank + 1, sizeof(int64_t)));
     if (rank)
         memcpy(t->dims, dims, sizeof(int64_t) * (size_t)rank);
-    t->n_int64_data = n;
-    t->int64_data = mb_keep(b, calloc(n + 1, sizeof(int64_t)));
+    size_t es = elem_type == 7 ? sizeof(int64_t) : sizeof(float);
+    void *copy = mb_keep(b, calloc(n + 1, es));
     if (n)
-        memcpy(t->int64_data, data, sizeof(int64_t) * n);
+        memcpy(copy, data, es * n);
+    if (elem_type == 7) {
+        t->n_int64_data = n;
+        t->int64_data = copy;
+    } else {
+        t->n_float_data = n;
+        t->float_data = copy;
+    }
     b->init_ptrs[b->graph.n_initializer++] = t;
+}
+
+static inline void mb_init_float(struct mb *b, const char *name, int rank, const int64_t *dims,
+                                 const float *data, size_t n)
+{
+    mb_init_values(b, name, 1, rank, dims, data, n);
+}
+
+static inline void mb_init_int64(struct mb *b, const char *name, int rank, const int64_t *dims,
+                                 const int64_t *data, size_t n)
+{
+    mb_init_values(b, name, 7, rank, dims, data, n);
 }
 
 /* A node with up to 4 inputs/outputs given as NULL-terminated lists. */

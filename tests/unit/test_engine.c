@@ -255,19 +255,8 @@ static void bad_reshape_static(struct mb *b)
     int64_t dx[2] = {2, 3}, ds[1] = {2}, dy[2] = {4, 2};
     mb_init(b, 13);
     mb_input(b, "x", FLOAT_T, 2, dx);
-    Onnx__TensorProto *t = &b->inits[b->graph.n_initializer];
-    onnx__tensor_proto__init(t);
-    t->name = "s";
-    t->has_data_type = 1;
-    t->data_type = INT64_T;
-    t->n_dims = 1;
-    t->dims = mb_keep(b, calloc(1, sizeof(int64_t)));
-    t->dims[0] = ds[0];
-    t->n_int64_data = 2;
-    t->int64_data = mb_keep(b, calloc(2, sizeof(int64_t)));
-    t->int64_data[0] = 4;
-    t->int64_data[1] = 2;
-    b->init_ptrs[b->graph.n_initializer++] = t;
+    int64_t target[2] = {4, 2};
+    mb_init_int64(b, "s", 1, ds, target, 2);
     mb_output(b, "y", FLOAT_T, 2, dy);
     mb_node(b, "Reshape", in, out);
 }
