@@ -194,6 +194,37 @@ static void release_opts(struct train_opts *o)
     free(o->features);
 }
 
+/* One of a fixed set of words, e.g. --criterion gini|entropy|squared_error. */
+struct choice {
+    const char *word;
+    int value;
+};
+
+static int parse_choice(const char *opt, const char *v, const struct choice *choices, int *out)
+{
+    char words[128] = "";
+    for (const struct choice *c = choices; c->word; c++) {
+        if (!strcmp(v, c->word)) {
+            *out = c->value;
+            return 0;
+        }
+        size_t len = strlen(words);
+        snprintf(words + len, sizeof words - len, "%s%s", len ? (c[1].word ? ", " : " or ") : "",
+                 c->word);
+    }
+    return vg_cli_usage_error(CMD, "%s: '%s' is not %s", opt, v, words);
+}
+
+static const struct choice task_choices[] = {
+    {"classification", VG_TASK_CLASSIFICATION}, {"regression", VG_TASK_REGRESSION}, {NULL, 0}};
+static const struct choice criterion_choices[] = {{"gini", VG_CRIT_GINI},
+                                                  {"entropy", VG_CRIT_ENTROPY},
+                                                  {"squared_error", VG_CRIT_SQUARED_ERROR},
+                                                  {NULL, 0}};
+static const struct choice bootstrap_choices[] = {{"on", 1}, {"off", 0}, {NULL, 0}};
+static const struct choice impute_choices[] = {
+    {"mean", VG_IMPUTE_MEAN}, {"median", VG_IMPUTE_MEDIAN}, {NULL, 0}};
+
 static int parse_args(int argc, char **argv, struct train_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -227,13 +258,11 @@ static int parse_args(int argc, char **argv, struct train_opts *o)
         } else if (OPT("--description")) {
             o->description = v;
         } else if (OPT("--task")) {
-            if (m > 0 && !strcmp(v, "classification"))
-                o->task = VG_TASK_CLASSIFICATION;
-            else if (m > 0 && !strcmp(v, "regression"))
-                o->task = VG_TASK_REGRESSION;
-            else if (m > 0)
-                return vg_cli_usage_error(CMD, "--task: '%s' is not classification or regression",
-                                          v);
+            int t;
+            if (m > 0 && parse_choice("--task", v, task_choices, &t))
+                return VG_CLI_USAGE;
+            if (m > 0)
+                o->task = (enum vg_task)t;
         } else if (OPT("--trees")) {
             if (m > 0 && parse_int_opt("--trees", v, 1, MAX_TREES, &o->n_trees))
                 return VG_CLI_USAGE;
@@ -250,30 +279,21 @@ static int parse_args(int argc, char **argv, struct train_opts *o)
             if (m > 0 && parse_max_features(v, o))
                 return VG_CLI_USAGE;
         } else if (OPT("--criterion")) {
+            int crit;
             o->criterion_set = 1;
-            if (m > 0 && !strcmp(v, "gini"))
-                o->criterion = VG_CRIT_GINI;
-            else if (m > 0 && !strcmp(v, "entropy"))
-                o->criterion = VG_CRIT_ENTROPY;
-            else if (m > 0 && !strcmp(v, "squared_error"))
-                o->criterion = VG_CRIT_SQUARED_ERROR;
-            else if (m > 0)
-                return vg_cli_usage_error(
-                    CMD, "--criterion: '%s' is not gini, entropy or squared_error", v);
+            if (m > 0 && parse_choice("--criterion", v, criterion_choices, &crit))
+                return VG_CLI_USAGE;
+            if (m > 0)
+                o->criterion = (enum vg_criterion)crit;
         } else if (OPT("--bootstrap")) {
-            if (m > 0 && !strcmp(v, "on"))
-                o->bootstrap = 1;
-            else if (m > 0 && !strcmp(v, "off"))
-                o->bootstrap = 0;
-            else if (m > 0)
-                return vg_cli_usage_error(CMD, "--bootstrap: '%s' is not on or off", v);
+            if (m > 0 && parse_choice("--bootstrap", v, bootstrap_choices, &o->bootstrap))
+                return VG_CLI_USAGE;
         } else if (OPT("--impute")) {
-            if (m > 0 && !strcmp(v, "mean"))
-                o->impute = VG_IMPUTE_MEAN;
-            else if (m > 0 && !strcmp(v, "median"))
-                o->impute = VG_IMPUTE_MEDIAN;
-            else if (m > 0)
-                return vg_cli_usage_error(CMD, "--impute: '%s' is not mean or median", v);
+            int imp;
+            if (m > 0 && parse_choice("--impute", v, impute_choices, &imp))
+                return VG_CLI_USAGE;
+            if (m > 0)
+                o->impute = (enum vg_impute)imp;
         } else if (OPT("--test-size")) {
             if (m > 0) {
                 char *end;

@@ -303,6 +303,12 @@ expect_status 2 "bad --test-size" -- "$VIGIL" train --data "$IRIS" --target spec
 expect_status 2 "gini for regression" -- "$VIGIL" train --data synth_reg.csv --target target \
     --name x --criterion gini --repo "$WORK/never"
 [ -e "$WORK/never" ] && bad "usage error created the repository" || ok
+for opt in "--task linear" "--criterion mse" "--bootstrap yes" "--impute zero"; do
+    set -- $opt
+    expect_status 2 "bad $1" -- "$VIGIL" train --data "$IRIS" --target species --name x "$1" "$2"
+    expect_err "$1: '$2' is not" "bad $1 names the value"
+done
+expect_err "'zero' is not mean or median" "--impute lists the choices"
 expect_status 0 "train --help" -- "$VIGIL" train --help
 expect_out "--max-features" "train --help"
 
