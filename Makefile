@@ -3,10 +3,13 @@
 MAKEFLAGS += --no-print-directory
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= model tensor csv
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DVG_WERROR=ON
 
-.PHONY: all deps build build-asan test test-fast run bench format clean
+.PHONY: all deps build build-asan test test-fast run bench fuzz format clean
 
 all: build
 
@@ -41,8 +44,25 @@ bench: build
 	@bench/engine/run.sh $(BUILD)
 	@bench/train/run.sh $(BUILD)
 
+# libFuzzer on each target in turn for FUZZ_SECONDS (docs/fuzzing.md). Each runs on a scratch copy
+# of its seed corpus, so new inputs stay out of the repository; findings land in
+# $(FUZZ_BUILD)/findings/<target>/. Stops at the first target that found something.
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DVG_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    rm -rf $(FUZZ_BUILD)/corpus/$$t; mkdir -p $(FUZZ_BUILD)/corpus $(FUZZ_BUILD)/findings/$$t; \
+	    cp -r fuzz/corpus/$$t $(FUZZ_BUILD)/corpus/$$t; \
+	    echo "fuzz_$$t: $(FUZZ_SECONDS) s"; \
+	    $(FUZZ_BUILD)/fuzz_$$t $(FUZZ_BUILD)/corpus/$$t -max_total_time=$(FUZZ_SECONDS) \
+	        -timeout=10 -rss_limit_mb=2048 -max_len=16384 \
+	        -artifact_prefix=$(FUZZ_BUILD)/findings/$$t/ 2>$(FUZZ_BUILD)/fuzz_$$t.log \
+	        || { tail -n 40 $(FUZZ_BUILD)/fuzz_$$t.log; exit 1; }; \
+	    tail -n 1 $(FUZZ_BUILD)/fuzz_$$t.log; \
+	done
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -8,9 +8,9 @@ set -euo pipefail
 packages=(
   # build
   gcc make cmake pkg-config
-  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev
+  protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev libmicrohttpd-dev
   # tests
-  libcmocka-dev python3-onnx python3-sklearn python3-numpy
+  libcmocka-dev python3-onnx python3-sklearn python3-numpy prometheus
 )
 
 missing=()

@@ -28,6 +28,16 @@ int vg_kerr(struct vg_kctx *c, int code, const char *fmt, ...)
     return -code;
 }
 
+int vg_kctx_need_inputs(struct vg_kctx *c, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (i >= c->n_in || !c->in[i])
+            return vg_kerr(c, VG_EGRAPH, "input %d is required", i);
+    if (c->n_out < 1 || !c->out[0])
+        return vg_kerr(c, VG_EGRAPH, "output 0 is required");
+    return 0;
+}
+
 const struct vg_tensor *vg_kctx_value(struct vg_kctx *c, int i)
 {
     if (i < 0 || i >= c->n_in || !c->in[i])

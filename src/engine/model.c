@@ -593,6 +593,15 @@ static int init_nodes(struct loader *L)
         struct vg_kctx c;
         int rc = 0;
         vg__kctx_setup(&c, VG_PHASE_INIT, n, io.pin, io.pout, L->err);
+        for (int i = 0; i < n->op->min_inputs && !rc; i++)
+            if (i >= n->n_in || !io.pin[i])
+                rc = vg__err(L->err, VG_EGRAPH, "%s: required input %d is missing", where, i);
+        if (!rc && (n->n_out < 1 || !io.pout[0]))
+            rc = vg__err(L->err, VG_EGRAPH, "%s: required output 0 is missing", where);
+        if (rc) {
+            node_io_release(&io);
+            return rc;
+        }
         if (n->op->init) {
             rc = n->op->init(&c);
             n->state = c.state;

@@ -120,6 +120,7 @@ struct vg_op {
     vg_op_fn run;        /* required */
     void (*release)(void *state); /* may be NULL */
     unsigned flags;      /* VG_OPF_* */
+    int min_inputs;      /* inputs 0..min_inputs-1 must be present: the core checks before init */
 };
 
 /* ---- Helpers for operator files (implemented in src/engine/kctx.c, tensor.c) ----------------- */
@@ -130,6 +131,12 @@ struct vg_op {
  */
 int vg_kerr(struct vg_kctx *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/*
+ * init: fails with VG_EGRAPH unless inputs 0..n-1 and output 0 are present. The core already checks
+ * op->min_inputs; this is for counts it cannot know (variadic inputs, opset-dependent arity).
+ */
+int vg_kctx_need_inputs(struct vg_kctx *c, int n);
 
 /* infer: value of input i if known at planning time (constant or computed), else NULL. */
 const struct vg_tensor *vg_kctx_value(struct vg_kctx *c, int i);

@@ -36,8 +36,14 @@ static const char *onnx_dtype_name(int32_t dt)
     return "unknown";
 }
 
-static int read_external(const Onnx__TensorProto *tp, const char *base_dir, void *dst,
-                         int64_t nbytes, const char *what, struct vg_error *err)
+/*
+ * Reads an external-data tensor into a block from `alloc`, stored in t->data. The block is
+ * allocated only once the reference is valid and the file opens, so a small proto cannot make us
+ * allocate a huge tensor just to fail.
+ */
+static int read_external(const Onnx__TensorProto *tp, const char *base_dir, vg_alloc_fn alloc,
+                         void *alloc_ctx, struct vg_tensor *t, int64_t nbytes, const char *what,
+                         struct vg_error *err)
 {
     const char *location = NULL;
     long long offset = 0, length = -1;
@@ -82,10 +88,17 @@ static int read_external(const Onnx__TensorProto *tp, const char *base_dir, void
         return vg__err(err, VG_EIO, "tensor '%s': cannot open external data '%s': %s", what, path,
                        strerror(errno));
     int rc = 0;
+    t->data = alloc(alloc_ctx, nbytes ? (size_t)nbytes : 1);
+    if (!t->data) {
+        rc = vg__err(err, VG_ENOMEM, "tensor '%s': out of memory (%lld bytes)", what,
+                     (long long)nbytes);
+        goto out;
+    }
     if (fseeko(f, (off_t)offset, SEEK_SET) != 0 ||
-        fread(dst, 1, (size_t)nbytes, f) != (size_t)nbytes)
+        fread(t->data, 1, (size_t)nbytes, f) != (size_t)nbytes)
         rc = vg__err(err, VG_EIO, "tensor '%s': external data '%s' is shorter than %lld bytes at "
                      "offset %lld", what, path, (long long)nbytes, offset);
+out:
     fclose(f);
     return rc;
 }
@@ -145,31 +158,36 @@ int vg__tensor_from_proto(const Onnx__TensorProto *tp, const char *base_dir, vg_
         return 0;
     }
 
+    if (external)
+        return read_external(tp, base_dir, alloc, alloc_ctx, t, nbytes, what, err);
+    /* The stored values must match the shape before we allocate for it (a 10-byte proto can
+     * declare gigabytes). */
+    if (tp->has_raw_data) {
+        if ((int64_t)tp->raw_data.len != nbytes)
+            return vg__err(err, VG_EINVAL, "tensor '%s': raw_data has %zu bytes, shape needs %lld",
+                           what, tp->raw_data.len, (long long)nbytes);
+    } else {
+        size_t have;
+        switch (t->dtype) {
+        case VG_DT_FLOAT: have = tp->n_float_data; break;
+        case VG_DT_DOUBLE: have = tp->n_double_data; break;
+        case VG_DT_INT64: have = tp->n_int64_data; break;
+        default: have = tp->n_int32_data; break;
+        }
+        if ((int64_t)have != n)
+            return vg__err(err, VG_EINVAL, "tensor '%s': %zu values stored for %lld elements",
+                           what, have, (long long)n);
+    }
     void *data = alloc(alloc_ctx, nbytes ? (size_t)nbytes : 1);
     if (!data)
         return vg__err(err, VG_ENOMEM, "tensor '%s': out of memory (%lld bytes)", what,
                        (long long)nbytes);
     t->data = data;
-    if (external)
-        return read_external(tp, base_dir, data, nbytes, what, err);
     if (tp->has_raw_data) {
-        if ((int64_t)tp->raw_data.len != nbytes)
-            return vg__err(err, VG_EINVAL, "tensor '%s': raw_data has %zu bytes, shape needs %lld",
-                           what, tp->raw_data.len, (long long)nbytes);
         if (nbytes)
             memcpy(data, tp->raw_data.data, (size_t)nbytes);
         return 0;
     }
-    size_t have;
-    switch (t->dtype) {
-    case VG_DT_FLOAT: have = tp->n_float_data; break;
-    case VG_DT_DOUBLE: have = tp->n_double_data; break;
-    case VG_DT_INT64: have = tp->n_int64_data; break;
-    default: have = tp->n_int32_data; break;
-    }
-    if ((int64_t)have != n)
-        return vg__err(err, VG_EINVAL, "tensor '%s': %zu values stored for %lld elements", what,
-                       have, (long long)n);
     for (int64_t i = 0; i < n; i++) {
         switch (t->dtype) {
         case VG_DT_FLOAT: ((float *)data)[i] = tp->float_data[i]; break;

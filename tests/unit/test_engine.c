@@ -261,8 +261,19 @@ static void bad_reshape_static(struct mb *b)
     mb_node(b, "Reshape", in, out);
 }
 
+static void bad_missing_input(struct mb *b)
+{
+    static const char *in[] = {"x", NULL}, *out[] = {"y", NULL};
+    int64_t d[2] = {3, 3};
+    mb_init(b, 13);
+    mb_input(b, "x", FLOAT_T, 2, d);
+    mb_output(b, "y", FLOAT_T, 2, d);
+    mb_node(b, "MatMul", in, out);
+}
+
 static const struct bad_case bad_cases[] = {
     {"unknown operator", bad_unknown_op, VG_EUNSUPPORTED, "FrobnicateAll", "not supported"},
+    {"missing required input", bad_missing_input, VG_EGRAPH, "MatMul", "required input 1"},
     {"cycle", bad_cycle, VG_EGRAPH, "cycle", "node '"},
     {"missing initializer", bad_missing_initializer, VG_EGRAPH, "'W'", "not defined"},
     {"MatMul shapes", bad_matmul_shapes, VG_ESHAPE, "MatMul", "inner dimensions"},

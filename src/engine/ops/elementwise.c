@@ -1138,11 +1138,11 @@ static int clip_run(struct vg_kctx *c)
 
 #define EW_BINARY(name, lname)                                                                     \
     {                                                                                              \
-        "", name, 1, 0, lname##_init, ew_binary_infer, lname##_run, NULL, 0                        \
+        "", name, 1, 0, lname##_init, ew_binary_infer, lname##_run, NULL, 0, 2                     \
     }
 #define EW_UNARY(name, lname)                                                                      \
     {                                                                                              \
-        "", name, 1, 0, lname##_init, ew_unary_infer, lname##_run, NULL, 0                         \
+        "", name, 1, 0, lname##_init, ew_unary_infer, lname##_run, NULL, 0, 1                      \
     }
 
 const struct vg_op vg_ops_elementwise[] = {
@@ -1154,12 +1154,12 @@ const struct vg_op vg_ops_elementwise[] = {
     EW_BINARY("Equal", equal),
     EW_BINARY("Less", less),
     EW_BINARY("Greater", greater),
-    {"", "LessOrEqual", 12, 0, less_eq_init, ew_binary_infer, less_eq_run, NULL, 0},
-    {"", "GreaterOrEqual", 12, 0, greater_eq_init, ew_binary_infer, greater_eq_run, NULL, 0},
+    {"", "LessOrEqual", 12, 0, less_eq_init, ew_binary_infer, less_eq_run, NULL, 0, 2},
+    {"", "GreaterOrEqual", 12, 0, greater_eq_init, ew_binary_infer, greater_eq_run, NULL, 0, 2},
     EW_BINARY("And", logical_and),
     EW_BINARY("Or", logical_or),
-    {"", "Max", 1, 0, max_init, ew_variadic_infer, max_run, NULL, 0},
-    {"", "Min", 1, 0, min_init, ew_variadic_infer, min_run, NULL, 0},
+    {"", "Max", 1, 0, max_init, ew_variadic_infer, max_run, NULL, 0, 1},
+    {"", "Min", 1, 0, min_init, ew_variadic_infer, min_run, NULL, 0, 1},
     EW_UNARY("Neg", neg),
     EW_UNARY("Abs", abs),
     EW_UNARY("Exp", exp),
@@ -1170,6 +1170,6 @@ const struct vg_op vg_ops_elementwise[] = {
     EW_UNARY("Relu", relu),
     EW_UNARY("LeakyRelu", lrelu),
     EW_UNARY("Not", logical_not),
-    {"", "Clip", 1, 0, clip_init, clip_infer, clip_run, NULL, 0},
+    {"", "Clip", 1, 0, clip_init, clip_infer, clip_run, NULL, 0, 1},
     {0},
 };

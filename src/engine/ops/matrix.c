@@ -565,9 +565,9 @@ static int softmax_run(struct vg_kctx *c)
 }
 
 const struct vg_op vg_ops_matrix[] = {
-    {"", "MatMul", 1, 0, matmul_init, matmul_infer, matmul_run, NULL, 0},
-    {"", "Gemm", 1, 0, gemm_init, gemm_infer, gemm_run, free, 0},
-    {"", "Softmax", 1, 0, softmax_init, softmax_infer, softmax_run, free, 0},
-    {"", "LogSoftmax", 1, 0, logsoftmax_init, softmax_infer, softmax_run, free, 0},
+    {"", "MatMul", 1, 0, matmul_init, matmul_infer, matmul_run, NULL, 0, 2},
+    {"", "Gemm", 1, 0, gemm_init, gemm_infer, gemm_run, free, 0, 2},
+    {"", "Softmax", 1, 0, softmax_init, softmax_infer, softmax_run, free, 0, 1},
+    {"", "LogSoftmax", 1, 0, logsoftmax_init, softmax_infer, softmax_run, free, 0, 1},
     {0},
 };

@@ -1472,15 +1472,15 @@ static int zipmap_run(struct vg_kctx *c)
 #define ML "ai.onnx.ml"
 
 const struct vg_op vg_ops_ml[] = {
-    {ML, "LinearClassifier", 1, 0, lincls_init, lincls_infer, lincls_run, free_state, 0},
-    {ML, "LinearRegressor", 1, 0, linreg_init, linreg_infer, linreg_run, free_state, 0},
-    {ML, "Scaler", 1, 0, scaler_init, scaler_infer, scaler_run, free_state, 0},
-    {ML, "Normalizer", 1, 0, normalizer_init, normalizer_infer, normalizer_run, free_state, 0},
-    {ML, "Imputer", 1, 0, imputer_init, imputer_infer, imputer_run, free_state, 0},
-    {ML, "Binarizer", 1, 0, binarizer_init, same_shape_infer, binarizer_run, NULL, 0},
-    {ML, "ArrayFeatureExtractor", 1, 0, afe_init, afe_infer, afe_run, NULL, 0},
-    {ML, "OneHotEncoder", 1, 0, onehot_init, onehot_infer, onehot_run, free_state, 0},
-    {ML, "LabelEncoder", 1, 0, le_init, same_shape_infer, le_run, free_state, 0},
-    {ML, "ZipMap", 1, 0, zipmap_init, zipmap_infer, zipmap_run, free_state, 0},
+    {ML, "LinearClassifier", 1, 0, lincls_init, lincls_infer, lincls_run, free_state, 0, 1},
+    {ML, "LinearRegressor", 1, 0, linreg_init, linreg_infer, linreg_run, free_state, 0, 1},
+    {ML, "Scaler", 1, 0, scaler_init, scaler_infer, scaler_run, free_state, 0, 1},
+    {ML, "Normalizer", 1, 0, normalizer_init, normalizer_infer, normalizer_run, free_state, 0, 1},
+    {ML, "Imputer", 1, 0, imputer_init, imputer_infer, imputer_run, free_state, 0, 1},
+    {ML, "Binarizer", 1, 0, binarizer_init, same_shape_infer, binarizer_run, NULL, 0, 1},
+    {ML, "ArrayFeatureExtractor", 1, 0, afe_init, afe_infer, afe_run, NULL, 0, 1},
+    {ML, "OneHotEncoder", 1, 0, onehot_init, onehot_infer, onehot_run, free_state, 0, 1},
+    {ML, "LabelEncoder", 1, 0, le_init, same_shape_infer, le_run, free_state, 0, 1},
+    {ML, "ZipMap", 1, 0, zipmap_init, zipmap_infer, zipmap_run, free_state, 0, 1},
     {0},
 };

@@ -72,17 +72,6 @@ static size_t tensor_bytes(const struct vg_tensor *t)
     return (size_t)vg_tensor_numel(t) * vg_dtype_size(t->dtype);
 }
 
-/* Fails unless inputs 0..n-1 are present. */
-static int need_inputs(struct vg_kctx *c, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (i >= c->n_in || !c->in[i])
-            return vg_kerr(c, VG_EGRAPH, "input %d is required", i);
-    if (c->n_out < 1 || !c->out[0])
-        return vg_kerr(c, VG_EGRAPH, "output 0 is required");
-    return 0;
-}
-
 /*
  * Sets out's shape after checking what came from data or attributes: rank cap, no negative dim,
  * and the byte cap (so a shape tensor cannot ask for an absurd allocation).
@@ -231,9 +220,6 @@ static void gather_view(char *dst, const char *src, size_t esz, int rank, const 
 
 static int identity_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     c->out[0]->dtype = c->in[0]->dtype;
     return 0;
 }
@@ -261,9 +247,6 @@ static int cast_check(struct vg_kctx *c, enum vg_dtype to)
 
 static int cast_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     const struct vg_attr *a = vg_attr_find(c->node, "to");
     if (!a)
         return vg_kerr(c, VG_EINVAL, "attribute 'to' is required");
@@ -286,9 +269,6 @@ static int cast_init(struct vg_kctx *c)
 
 static int castlike_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 2);
-    if (rc)
-        return rc;
     return cast_check(c, c->in[1]->dtype);
 }
 
@@ -613,11 +593,9 @@ static int reshape_allowzero(struct vg_kctx *c)
 
 static int reshape1_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     int64_t shape[VG_MAX_RANK], dims[VG_MAX_RANK];
     int n, present;
+    int rc;
     if ((rc = read_attr_ints(c, "shape", shape, VG_MAX_RANK, &n, &present)))
         return rc;
     if (!present)
@@ -641,16 +619,14 @@ static int reshape1_infer(struct vg_kctx *c)
 
 static int reshape_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 2);
-    if (rc)
-        return rc;
     if (c->in[1]->dtype != VG_DT_INT64)
         return vg_kerr(c, VG_ETYPE, "shape must be int64");
     const struct vg_tensor *sv = vg_kctx_value(c, 1);
     if (sv) {
         int64_t shape[VG_MAX_RANK], dims[VG_MAX_RANK];
         int n;
-        if ((rc = read_ints(c, sv, "shape", shape, VG_MAX_RANK, &n)))
+        int rc = read_ints(c, sv, "shape", shape, VG_MAX_RANK, &n);
+        if (rc)
             return rc;
         if ((rc = reshape_dims(c, NULL, shape, n, reshape_allowzero(c), dims)))
             return rc;
@@ -677,9 +653,6 @@ static int reshape_infer(struct vg_kctx *c)
 
 static int flatten_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     if (c->node->opset < 11 && vg_attr_i(c->node, "axis", 1) < 0)
         return vg_kerr(c, VG_EINVAL, "negative axis needs opset 11");
     c->out[0]->dtype = c->in[0]->dtype;
@@ -707,7 +680,7 @@ static int concat_init(struct vg_kctx *c)
 {
     if (c->n_in < 1)
         return vg_kerr(c, VG_EGRAPH, "needs at least one input");
-    int rc = need_inputs(c, c->n_in);
+    int rc = vg_kctx_need_inputs(c, c->n_in);
     if (rc)
         return rc;
     if (c->node->opset >= 4 && !vg_attr_find(c->node, "axis"))
@@ -779,9 +752,6 @@ static int concat_run(struct vg_kctx *c)
 
 static int gather_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 2);
-    if (rc)
-        return rc;
     if (!is_index_dtype(c->in[1]->dtype))
         return vg_kerr(c, VG_ETYPE, "indices must be int32 or int64");
     c->out[0]->dtype = c->in[0]->dtype;
@@ -905,9 +875,6 @@ static int norm_axes(struct vg_kctx *c, int64_t *axes, int n, int r)
 
 static int squeeze_init_common(struct vg_kctx *c, int axes_required)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     if (c->node->opset >= 13) {
         if (axes_required && (c->n_in < 2 || !c->in[1]))
             return vg_kerr(c, VG_EGRAPH, "input 'axes' is required");
@@ -916,7 +883,8 @@ static int squeeze_init_common(struct vg_kctx *c, int axes_required)
     } else {
         int64_t axes[VG_MAX_RANK];
         int n, given;
-        if ((rc = read_attr_ints(c, "axes", axes, VG_MAX_RANK, &n, &given)))
+        int rc = read_attr_ints(c, "axes", axes, VG_MAX_RANK, &n, &given);
+        if (rc)
             return rc;
         if (axes_required && !given)
             return vg_kerr(c, VG_EINVAL, "attribute 'axes' is required");
@@ -1009,11 +977,9 @@ static int transpose_perm(struct vg_kctx *c, int r, int64_t *perm)
 
 static int transpose_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     int64_t perm[VG_MAX_RANK];
-    if ((rc = transpose_perm(c, -1, perm)))
+    int rc = transpose_perm(c, -1, perm);
+    if (rc)
         return rc;
     c->out[0]->dtype = c->in[0]->dtype;
     return 0;
@@ -1050,9 +1016,6 @@ static int transpose_run(struct vg_kctx *c)
 
 static int shape_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     c->out[0]->dtype = VG_DT_INT64;
     return 0;
 }
@@ -1197,9 +1160,6 @@ static void release_free(void *state)
 
 static int constant_of_shape_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 1);
-    if (rc)
-        return rc;
     if (c->in[0]->dtype != VG_DT_INT64)
         return vg_kerr(c, VG_ETYPE, "input must be int64");
     const struct vg_attr *a = vg_attr_find(c->node, "value");
@@ -1349,19 +1309,22 @@ static int slice_make_plan(struct vg_kctx *c, const struct vg_tensor *data, stru
             s += d;
         if (e < 0)
             e += d;
+        /* Counts are ceil(span / |step|) as (span - 1) / |step| + 1: no overflow for huge steps. */
         int64_t cnt;
         if (st > 0) {
             s = s < 0 ? 0 : s > d ? d : s;
             e = e < 0 ? 0 : e > d ? d : e;
-            cnt = e > s ? (e - s + st - 1) / st : 0;
+            cnt = e > s ? (e - s - 1) / st + 1 : 0;
         } else {
             s = s < 0 ? 0 : s > d - 1 ? d - 1 : s;
             e = e < -1 ? -1 : e > d - 1 ? d - 1 : e;
-            /* -st cannot overflow: steps of INT64_MIN still take at most one element. */
-            cnt = s > e ? (st == INT64_MIN ? 1 : (s - e + (-st) - 1) / (-st)) : 0;
+            /* -st would overflow for INT64_MIN, which takes at most one element anyway. */
+            cnt = s > e ? (st == INT64_MIN ? 1 : (s - e - 1) / (-st) + 1) : 0;
         }
         p->start[a] = cnt ? s : 0;
-        p->step[a] = st;
+        /* A step only matters between two taken elements; a huge one taking a single element
+         * would overflow when scaled by the axis stride. */
+        p->step[a] = cnt > 1 ? st : 1;
         p->count[a] = cnt;
     }
     return 0;
@@ -1369,7 +1332,7 @@ static int slice_make_plan(struct vg_kctx *c, const struct vg_tensor *data, stru
 
 static int slice_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, c->node->opset < 10 ? 1 : 3);
+    int rc = vg_kctx_need_inputs(c, c->node->opset < 10 ? 1 : 3);
     if (rc)
         return rc;
     if (c->node->opset >= 10) {
@@ -1418,9 +1381,6 @@ static int slice_run(struct vg_kctx *c)
 
 static int expand_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 2);
-    if (rc)
-        return rc;
     if (c->in[1]->dtype != VG_DT_INT64)
         return vg_kerr(c, VG_ETYPE, "shape must be int64");
     c->out[0]->dtype = c->in[0]->dtype;
@@ -1462,9 +1422,6 @@ static int expand_run(struct vg_kctx *c)
 
 static int where_init(struct vg_kctx *c)
 {
-    int rc = need_inputs(c, 3);
-    if (rc)
-        return rc;
     if (c->in[0]->dtype != VG_DT_BOOL)
         return vg_kerr(c, VG_ETYPE, "condition must be bool");
     if (c->in[1]->dtype != c->in[2]->dtype)
@@ -1541,23 +1498,23 @@ static int where_run(struct vg_kctx *c)
 /* ---- Table ----------------------------------------------------------------------------------- */
 
 const struct vg_op vg_ops_structure[] = {
-    {"", "Identity", 1, 0, identity_init, infer_same_shape, run_copy, NULL, 0},
-    {"", "Cast", 1, 0, cast_init, infer_same_shape, cast_run, NULL, 0},
-    {"", "CastLike", 15, 0, castlike_init, infer_same_shape, cast_run, NULL, 0},
-    {"", "Reshape", 1, 4, reshape1_init, reshape1_infer, run_copy, NULL, 0},
-    {"", "Reshape", 5, 0, reshape_init, reshape_infer, run_copy, NULL, 0},
-    {"", "Flatten", 1, 0, flatten_init, flatten_infer, run_copy, NULL, 0},
-    {"", "Concat", 1, 0, concat_init, concat_infer, concat_run, NULL, 0},
-    {"", "Gather", 1, 0, gather_init, gather_infer, gather_run, NULL, 0},
-    {"", "Squeeze", 1, 0, squeeze_init, squeeze_infer, run_copy, NULL, 0},
-    {"", "Unsqueeze", 1, 0, unsqueeze_init, unsqueeze_infer, run_copy, NULL, 0},
-    {"", "Transpose", 1, 0, transpose_init, transpose_infer, transpose_run, NULL, 0},
-    {"", "Shape", 1, 0, shape_init, shape_infer, shape_run, NULL, VG_OPF_SHAPE_ONLY},
-    {"", "Constant", 1, 0, constant_init, constant_infer, constant_run, release_free, 0},
+    {"", "Identity", 1, 0, identity_init, infer_same_shape, run_copy, NULL, 0, 1},
+    {"", "Cast", 1, 0, cast_init, infer_same_shape, cast_run, NULL, 0, 1},
+    {"", "CastLike", 15, 0, castlike_init, infer_same_shape, cast_run, NULL, 0, 2},
+    {"", "Reshape", 1, 4, reshape1_init, reshape1_infer, run_copy, NULL, 0, 1},
+    {"", "Reshape", 5, 0, reshape_init, reshape_infer, run_copy, NULL, 0, 2},
+    {"", "Flatten", 1, 0, flatten_init, flatten_infer, run_copy, NULL, 0, 1},
+    {"", "Concat", 1, 0, concat_init, concat_infer, concat_run, NULL, 0, 1},
+    {"", "Gather", 1, 0, gather_init, gather_infer, gather_run, NULL, 0, 2},
+    {"", "Squeeze", 1, 0, squeeze_init, squeeze_infer, run_copy, NULL, 0, 1},
+    {"", "Unsqueeze", 1, 0, unsqueeze_init, unsqueeze_infer, run_copy, NULL, 0, 1},
+    {"", "Transpose", 1, 0, transpose_init, transpose_infer, transpose_run, NULL, 0, 1},
+    {"", "Shape", 1, 0, shape_init, shape_infer, shape_run, NULL, VG_OPF_SHAPE_ONLY, 1},
+    {"", "Constant", 1, 0, constant_init, constant_infer, constant_run, release_free, 0, 0},
     {"", "ConstantOfShape", 9, 0, constant_of_shape_init, constant_of_shape_infer,
-     constant_of_shape_run, NULL, 0},
-    {"", "Slice", 1, 0, slice_init, slice_infer, slice_run, NULL, 0},
-    {"", "Expand", 8, 0, expand_init, expand_infer, expand_run, NULL, 0},
-    {"", "Where", 9, 0, where_init, where_infer, where_run, NULL, 0},
+     constant_of_shape_run, NULL, 0, 1},
+    {"", "Slice", 1, 0, slice_init, slice_infer, slice_run, NULL, 0, 1},
+    {"", "Expand", 8, 0, expand_init, expand_infer, expand_run, NULL, 0, 2},
+    {"", "Where", 9, 0, where_init, where_infer, where_run, NULL, 0, 3},
     {0},
 };

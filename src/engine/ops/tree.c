@@ -1579,8 +1579,8 @@ static int tree_run(struct vg_kctx *c)
 
 const struct vg_op vg_ops_tree[] = {
     {"ai.onnx.ml", "TreeEnsembleClassifier", 1, 0, classifier_init, tree_infer, tree_run,
-     tree_model_free, 0},
+     tree_model_free, 0, 1},
     {"ai.onnx.ml", "TreeEnsembleRegressor", 1, 0, regressor_init, tree_infer, tree_run,
-     tree_model_free, 0},
+     tree_model_free, 0, 1},
     {0},
 };
