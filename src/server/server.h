@@ -1,0 +1,220 @@
+/*
+ * vigil server: the internal interfaces between the server's modules (not a public header).
+ *
+ *   config.c       struct vg_server_config: defaults, config file, VIGIL_* environment, argv
+ *   http.c         libmicrohttpd daemon, request lifecycle, limits, routing, HTTP metrics,
+ *                  access log, request ids, graceful shutdown, the reply helpers below
+ *   routes.c       the route table (templates -> handlers)
+ *   api_basic.c    GET /, GET /health, GET /metrics, GET /models, GET /models/{model}
+ *   store.c        the model repository as served: loading, per-model metrics, session pools
+ *   api_predict.c  POST /predict, POST /models/{name}/predict
+ *   api_v2.c       the Open Inference Protocol (KServe v2) REST API under /v2
+ *   src/cli/cmd_serve.c   `vigil serve`: config -> store -> http, signals
+ *
+ * Threads: libmicrohttpd runs a pool of `threads` worker threads (epoll, one per core by
+ * default); every handler runs synchronously on one of them. Handlers share only the store (read
+ * only after start-up), the metrics registry (lock-free updates) and the session pools (lock-free).
+ *
+ * Memory: a struct vg_req lives for one request and belongs to http.c; handlers set its reply
+ * fields through the vg_reply_* helpers, which take ownership of what they are given. The store
+ * owns every struct vg_served and everything in it until vg_store_close().
+ */
+#ifndef VIGIL_SERVER_H
+#define VIGIL_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "vigil/engine.h"
+#include "vigil/monitor.h"
+
+/* ---- Configuration (config.c) ---------------------------------------------------------------- */
+
+struct vg_server_config {
+    char *models_dir;        /* --models, VIGIL_MODELS; default "models" */
+    char *host;              /* --host, VIGIL_HOST; default "0.0.0.0" */
+    int port;                /* --port, VIGIL_PORT; default 8000; 0 = any free port */
+    int threads;             /* --threads, VIGIL_THREADS; default: number of online CPUs */
+    char *default_model;     /* --default-model, VIGIL_DEFAULT_MODEL; NULL = first loaded by name */
+    size_t max_body_bytes;   /* --max-body-bytes, VIGIL_MAX_BODY_BYTES; default 1 MiB -> 413 */
+    unsigned timeout_s;      /* --timeout, VIGIL_TIMEOUT; idle/slow connection timeout, default 30 */
+    unsigned max_connections; /* --max-connections, VIGIL_MAX_CONNECTIONS; default 4096 */
+    unsigned shutdown_grace_s; /* --shutdown-grace, VIGIL_SHUTDOWN_GRACE; wait for in-flight, 30 */
+    char *access_log;        /* --access-log, VIGIL_ACCESS_LOG; NULL = off, "-" = stdout, else file */
+    int max_batch_rows;      /* --max-batch-rows, VIGIL_MAX_BATCH_ROWS; default 10000 -> 413/400 */
+    char *config_file;       /* --config, VIGIL_CONFIG: JSON object with the same keys */
+};
+
+/*
+ * Fills `c` from, in increasing precedence: defaults, the config file (--config or VIGIL_CONFIG, a
+ * JSON object whose keys are the long option names without "--": {"port": 8000, "models": "..."}),
+ * VIGIL_* environment variables, then argv (argv[0] is "serve"). On a bad value returns -1 after
+ * writing "vigil serve: <what is wrong>" to stderr (the caller exits 2). Returns 0 on success.
+ */
+int vg_server_config_load(struct vg_server_config *c, int argc, char **argv);
+void vg_server_config_release(struct vg_server_config *c);
+/* The `vigil serve --help` text, listing every option with its variable and default. */
+extern const char vg_serve_usage[];
+
+/* ---- Logging (http.c) ------------------------------------------------------------------------ */
+
+/* One line on stderr: "<ISO 8601 UTC time> <level> <message>\n", written atomically. */
+void vg_log(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- Requests and replies (http.c) ----------------------------------------------------------- */
+
+struct vg_server;
+struct vg_store;
+
+#define VG_ROUTE_MAX_PARAMS 2
+
+struct vg_req {
+    /* in */
+    const char *method;       /* "GET", "POST", ... */
+    const char *path;         /* raw path, without the query string */
+    const char *route;        /* the route template that matched, e.g. "/v2/models/{model}/infer" */
+    const char *content_type; /* header value or NULL */
+    const char *accept;       /* header value or NULL */
+    const char *body;         /* NUL-terminated (an extra 0 byte after body_len), never NULL */
+    size_t body_len;
+    const char *params[VG_ROUTE_MAX_PARAMS]; /* template parameters in order ({model}, {version}) */
+    int n_params;
+    char request_id[72];      /* X-Request-Id (if 1..64 printable chars) or a generated UUIDv4 */
+    struct vg_server *srv;
+    struct vg_store *store;
+    struct vg_registry *registry;
+    /* out: set through vg_reply_* */
+    int status;
+    char *resp_body;          /* malloc'd; http.c frees it */
+    size_t resp_len;
+    const char *resp_type;    /* static string */
+    /* for the access log (static strings or strings the store owns) */
+    const char *log_model;
+    const char *log_version;
+};
+
+/* Replies with cJSON_PrintUnformatted(obj) as application/json; takes ownership of obj. */
+void vg_reply_json(struct vg_req *r, int status, cJSON *obj);
+/* Replies with a body the caller built with malloc (ownership passes). */
+void vg_reply_raw(struct vg_req *r, int status, const char *content_type, char *body, size_t len);
+/*
+ * Replies {"error": "<message>"} with `status` and writes a log line
+ * "warn <method> <path> <status> <request id>: <message>" (level "error" for 5xx).
+ */
+void vg_reply_error(struct vg_req *r, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- Routes (routes.c) ----------------------------------------------------------------------- */
+
+typedef void (*vg_handler)(struct vg_req *r);
+
+enum { VG_BODY_NONE = 0, VG_BODY_JSON = 1 };
+
+struct vg_route {
+    const char *method;   /* "GET" or "POST" */
+    const char *pattern;  /* "/v2/models/{model}/versions/{version}/infer": {x} matches a segment */
+    vg_handler handler;
+    int body;             /* VG_BODY_JSON: Content-Type must be absent or application/json (415) */
+};
+
+/* The table, ended by a {NULL} entry. The same pattern may appear with several methods. */
+extern const struct vg_route vg_routes[];
+
+/* api_basic.c */
+void vg_api_index(struct vg_req *r);
+void vg_api_health(struct vg_req *r);
+void vg_api_metrics(struct vg_req *r);
+void vg_api_models(struct vg_req *r);     /* GET /models: every entry, loaded or not */
+void vg_api_model_info(struct vg_req *r); /* GET /models/{model}: features, classes, metrics */
+/* api_predict.c */
+void vg_api_predict(struct vg_req *r); /* /predict (default model) and /models/{model}/predict */
+/* api_v2.c */
+void vg_api_v2_server(struct vg_req *r);        /* GET /v2 */
+void vg_api_v2_live(struct vg_req *r);          /* GET /v2/health/live */
+void vg_api_v2_ready(struct vg_req *r);         /* GET /v2/health/ready */
+void vg_api_v2_model(struct vg_req *r);         /* GET /v2/models/{model}[/versions/{version}] */
+void vg_api_v2_model_ready(struct vg_req *r);   /* GET .../ready */
+void vg_api_v2_infer(struct vg_req *r);         /* POST .../infer */
+void vg_api_v2_repository_index(struct vg_req *r); /* POST /v2/repository/index */
+
+/* ---- The model store (store.c) --------------------------------------------------------------- */
+
+enum vg_task { VG_TASK_CLASSIFICATION, VG_TASK_REGRESSION };
+
+/* Outcomes counted in vigil_model_requests_total{outcome}. */
+enum vg_outcome { VG_OUTCOME_SUCCESS, VG_OUTCOME_BAD_INPUT, VG_OUTCOME_INTERNAL, VG_N_OUTCOMES };
+
+struct vg_served_private;
+
+/* One loaded model version. Immutable after vg_store_open; any thread may read it. */
+struct vg_served {
+    const char *name;
+    int64_t version;
+    const char *version_str;     /* decimal */
+    const char *description;
+    enum vg_task task;
+    const char *sha256;          /* of model.onnx, lowercase hex */
+    const struct vg_model *model;
+    const cJSON *config;         /* the version's parsed config.json */
+    int n_features;
+    const char *const *features; /* column j of the input is features[j] */
+    int input;                   /* graph input index of the feature tensor */
+    int out_label;               /* graph output indices, -1 when absent */
+    int out_proba;
+    int out_value;
+    int n_classes;
+    const char *const *classes;  /* classification: class names in probability-column order */
+    double holdout_accuracy;     /* NaN when config.json has none */
+    double load_seconds;
+    struct vg_served_private *priv; /* session pool and metric handles */
+};
+
+/* One model directory of the repository: loaded, or failed with a reason. */
+struct vg_store_entry {
+    const char *name;
+    int64_t version;        /* the version that serves (or failed to load); 0 if none found */
+    int loaded;
+    const char *reason;     /* why it failed to load; NULL when loaded */
+    struct vg_served *served; /* NULL when not loaded */
+};
+
+struct vg_store {
+    char *dir;
+    int n;
+    struct vg_store_entry *entries; /* sorted by name */
+    const char *default_model;      /* name of the model /predict uses, NULL when none loaded */
+    struct vg_registry *registry;
+    void *priv;
+};
+
+/*
+ * Scans `dir` (layout in docs/model-repository.md) and loads the highest version of every model,
+ * registering the per-model metric families in `reg` and binding each loaded version's series.
+ * A model that fails to load is kept as an entry with its reason (and logged, and exported as
+ * vigil_model_loaded 0); the others serve. Fails (negative VG_E*, message in err) only when `dir`
+ * cannot be read or a metric family cannot be registered. `default_model` may be NULL.
+ */
+int vg_store_open(struct vg_store *s, const char *dir, const char *default_model,
+                  struct vg_registry *reg, struct vg_error *err);
+void vg_store_close(struct vg_store *s);
+/* The entry named `name`, or NULL. */
+const struct vg_store_entry *vg_store_find(const struct vg_store *s, const char *name);
+/* Number of loaded models. */
+int vg_store_n_loaded(const struct vg_store *s);
+
+/*
+ * Session pool: a session for this thread's use, returned with vg_served_release. Lock-free;
+ * allocates a new session only when every pooled one is busy. NULL on allocation failure.
+ */
+struct vg_session *vg_served_acquire(struct vg_served *m);
+void vg_served_release(struct vg_served *m, struct vg_session *s);
+/* Runs the session, observing the engine time in vigil_model_inference_duration_seconds. */
+int vg_served_run(struct vg_served *m, struct vg_session *s, struct vg_error *err);
+/* Counts one request with its outcome and, on success, `rows` rows predicted. */
+void vg_served_count(struct vg_served *m, enum vg_outcome outcome, int64_t rows);
+/* Counts one prediction of class `k` (0 <= k < n_classes) in vigil_model_predictions_total. */
+void vg_served_count_class(struct vg_served *m, int k);
+
+#endif
