@@ -10,7 +10,7 @@ packages=(
   gcc make cmake pkg-config
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev libmicrohttpd-dev
   # tests
-  libcmocka-dev python3-onnx python3-sklearn python3-numpy prometheus
+  libcmocka-dev python3-onnx python3-sklearn python3-numpy prometheus curl jq
 )
 
 missing=()
