@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages vigil needs to build and test; with --bench, also what the
-# benchmarks need (Node.js and npm, for ONNX Runtime from npm: see bench/engine). Idempotent:
+# benchmarks need (Node.js and npm, for ONNX Runtime from npm: see bench/engine; wrk and nginx for
+# the HTTP benchmark: see bench/http). Idempotent:
 # packages already present are not reinstalled, and apt-get update runs only when something is
 # missing.
 set -euo pipefail
@@ -9,6 +10,7 @@ packages=(
   # build
   gcc make cmake pkg-config
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev libmicrohttpd-dev
+  libssl-dev
   # tests
   libcmocka-dev python3-onnx python3-sklearn python3-numpy prometheus curl jq
 )
@@ -22,6 +24,10 @@ if [ "${1:-}" = "--bench" ]; then
   # conflicts with Debian's npm package), so look for the commands, not the packages.
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+  # bench/http: wrk drives the load and a static nginx is the baseline. Any nginx flavour will do
+  # (nginx-light is the smallest), so look for the binary.
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 fi
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

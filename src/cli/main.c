@@ -9,6 +9,7 @@
 static const struct vg_cli_command *const commands[] = {
     &vg_cli_cmd_inspect,
     &vg_cli_cmd_run,
+    &vg_cli_cmd_serve,
     &vg_cli_cmd_train,
 };
 

@@ -68,6 +68,28 @@ void vg_log(const char *level, const char *fmt, ...) __attribute__((format(print
 struct vg_server;
 struct vg_store;
 
+/* ---- The HTTP daemon (http.c), driven by cmd_serve.c ----------------------------------------- */
+
+/*
+ * Binds cfg->host:cfg->port, opens the access log, registers the vigil_http_* families in `reg`
+ * and starts cfg->threads worker threads. `cfg`, `store` and `reg` must outlive the server.
+ * Signals the caller wants to wait for must be blocked before this call (the workers inherit the
+ * mask). Returns 0 and *out, or a negative VG_E* code with a message in err.
+ */
+int vg_server_start(struct vg_server **out, const struct vg_server_config *cfg,
+                    struct vg_store *store, struct vg_registry *reg, struct vg_error *err);
+/* "http://<host>:<port>" with the port actually bound (cfg->port may be 0). */
+const char *vg_server_url(const struct vg_server *s);
+/* Stops accepting connections. Requests already received or in progress go on; their responses
+ * carry "Connection: close". */
+void vg_server_quiesce(struct vg_server *s);
+/* Requests whose headers have arrived and whose response has not been fully sent. */
+long vg_server_in_flight(const struct vg_server *s);
+/* Stops the daemon and frees s. From here on a request that arrives on an open connection is
+ * closed unanswered before it is handled; requests already admitted finish and send their reply
+ * first (waiting up to 1 s). Then every connection is closed and the access log too. */
+void vg_server_stop(struct vg_server *s);
+
 #define VG_ROUTE_MAX_PARAMS 2
 
 struct vg_req {
@@ -187,6 +209,8 @@ struct vg_store {
     const char *default_model;      /* name of the model /predict uses, NULL when none loaded */
     struct vg_registry *registry;
     void *priv;
+    int max_batch_rows;             /* rows per /predict request (413 above); vg_store_open sets
+                                       0 = 10000; the caller sets it afterwards from the config */
 };
 
 /*
@@ -216,5 +240,7 @@ int vg_served_run(struct vg_served *m, struct vg_session *s, struct vg_error *er
 void vg_served_count(struct vg_served *m, enum vg_outcome outcome, int64_t rows);
 /* Counts one prediction of class `k` (0 <= k < n_classes) in vigil_model_predictions_total. */
 void vg_served_count_class(struct vg_served *m, int k);
+/* Column of the feature called `name` (a hash table built at load), or -1. Thread-safe. */
+int vg_served_feature_index(const struct vg_served *m, const char *name);
 
 #endif
