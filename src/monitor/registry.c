@@ -40,7 +40,8 @@ static void family_free(struct vg_family *f)
         vg__child_free(c, f->type);
         c = next;
     }
-    for (size_t i = 0; i < f->n_labels; i++)
+    /* A family whose registration failed half-way may have no label array yet. */
+    for (size_t i = 0; f->label_names && i < f->n_labels; i++)
         free(f->label_names[i]);
     free(f->label_names);
     free(f->name);

@@ -300,6 +300,9 @@ static void test_names(void **state)
     assert_int_equal(vg_counter_bind(fc, NULL, &c), 0);
     assert_int_equal(vg_counter_register(&r, "c_total", "h", NULL, &f, NULL), -VG_EINVAL);
     assert_int_equal(vg_counter_register(&r, "_total", "h", NULL, &f, NULL), -VG_EINVAL);
+    /* refused after the family was half built: its label array did not exist yet */
+    static const char *const one_label[] = {"outcome", NULL};
+    assert_int_equal(vg_counter_register(&r, "_total", "h", one_label, &f, NULL), -VG_EINVAL);
     assert_int_equal(vg_histogram_register(&r, "h1", "h", NULL, unsorted, 2, &f, NULL), -VG_EINVAL);
     assert_int_equal(vg_histogram_register(&r, "h2", "h", NULL, with_nan, 2, &f, NULL), -VG_EINVAL);
     assert_int_equal(vg_histogram_register(&r, "h3", "h", NULL, with_inf, 3, &f, NULL), 0);
