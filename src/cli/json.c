@@ -7,37 +7,7 @@
 #include <math.h>
 
 #include "cli/cli.h"
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not valid UTF-8. */
-static int utf8_len(const unsigned char *s)
-{
-    unsigned c = s[0];
-    int n;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    unsigned cp = c & (0x3f >> (n - 1));
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0; /* also stops at the terminating NUL */
-        cp = cp << 6 | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
+#include "server/jsonw.h" /* vg_jw_utf8_len */
 
 void vg_json_str(FILE *f, const char *s)
 {
@@ -60,7 +30,7 @@ void vg_json_str(FILE *f, const char *s)
             }
             p++;
         } else {
-            int n = utf8_len(p);
+            int n = vg_jw_utf8_len(p);
             if (n == 0) {
                 fputs("\\ufffd", f);
                 p++;

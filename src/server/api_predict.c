@@ -15,8 +15,9 @@
  * has no probabilities.
  *
  * Speed: the request is parsed with cJSON, but the answer is written straight into one malloc'd
- * buffer (no cJSON tree), floats in their shortest form that reads back as the same float32, and
- * a batch of up to STACK_VALUES feature values is staged on the stack.
+ * buffer by the JSON writer (jsonw.h: no cJSON tree, floats in their shortest form that reads
+ * back as the same float32, capped at VG_JW_MAX_RESPONSE_BYTES), and a batch of up to
+ * STACK_VALUES feature values is staged on the stack.
  */
 #include <inttypes.h>
 #include <math.h>
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "server/jsonw.h"
 #include "server/server.h"
 
 #define DEFAULT_MAX_BATCH_ROWS 10000
@@ -64,123 +66,6 @@ static void msg_quote(struct msg *m, const char *s)
         q[n] = (unsigned char)s[n] < 0x20 || s[n] == 0x7f ? '?' : s[n];
     q[n] = 0;
     msg_add(m, "'%s%s'", q, s[n] ? "..." : "");
-}
-
-static const char *json_type_name(const cJSON *v)
-{
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsArray(v))
-        return "an array";
-    return "an object";
-}
-
-/* ---- The reply buffer ------------------------------------------------------------------------ */
-
-struct out {
-    char *p;
-    size_t len, cap;
-    int oom;
-};
-
-static int out_reserve(struct out *o, size_t n)
-{
-    if (o->len + n < o->cap) /* keeps a byte for the final NUL */
-        return 1;
-    if (o->oom)
-        return 0;
-    size_t cap = o->cap ? o->cap : 256;
-    while (cap <= o->len + n)
-        cap *= 2;
-    char *p = realloc(o->p, cap);
-    if (!p) {
-        o->oom = 1;
-        return 0;
-    }
-    o->p = p;
-    o->cap = cap;
-    return 1;
-}
-
-static void out_mem(struct out *o, const char *s, size_t n)
-{
-    if (out_reserve(o, n)) {
-        memcpy(o->p + o->len, s, n);
-        o->len += n;
-    }
-}
-
-/* `s` must be a string literal (the "" concatenation refuses anything else). */
-#define OUT_LIT(o, s) out_mem((o), "" s, sizeof(s) - 1)
-
-static void out_char(struct out *o, char c)
-{
-    if (out_reserve(o, 1))
-        o->p[o->len++] = c;
-}
-
-/* A JSON string literal: quotes, backslashes and control characters escaped; UTF-8 kept. */
-static void out_string(struct out *o, const char *s)
-{
-    size_t n = strlen(s);
-    if (!out_reserve(o, 6 * n + 2))
-        return;
-    char *w = o->p + o->len;
-    *w++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            *w++ = (char)c;
-            continue;
-        }
-        *w++ = '\\';
-        switch (c) {
-        case '"': *w++ = '"'; break;
-        case '\\': *w++ = '\\'; break;
-        case '\n': *w++ = 'n'; break;
-        case '\r': *w++ = 'r'; break;
-        case '\t': *w++ = 't'; break;
-        default: w += sprintf(w, "u%04x", c);
-        }
-    }
-    *w++ = '"';
-    o->len = (size_t)(w - o->p);
-}
-
-/*
- * The shortest decimal that reads back as the same float32: %g with 6 significant digits (which
- * drops trailing zeros) is the shortest whenever a representation of at most 6 digits exists;
- * otherwise 7, 8, then 9 digits, which always round-trip. Whole numbers take a fast path.
- * Non-finite values, which JSON cannot express, are null.
- */
-static void out_f32(struct out *o, float f)
-{
-    if (!out_reserve(o, 32))
-        return;
-    char *w = o->p + o->len;
-    int n;
-    if (!isfinite(f)) {
-        memcpy(w, "null", 4);
-        n = 4;
-    } else if (f == 0) {
-        *w = '0';
-        n = 1;
-    } else if (fabsf(f) < 1e7f && f == (float)(int32_t)f) { /* range first: casts can overflow */
-        n = sprintf(w, "%" PRId32, (int32_t)f);
-    } else {
-        for (int prec = 6;; prec++) {
-            n = snprintf(w, 32, "%.*g", prec, (double)f);
-            if (prec == 9 || strtof(w, NULL) == f)
-                break;
-        }
-    }
-    o->len += (size_t)n;
 }
 
 /* ---- Reading rows ---------------------------------------------------------------------------- */
@@ -232,7 +117,7 @@ static int read_row(const struct vg_served *m, const cJSON *row, float *x, unsig
         if (!cJSON_IsNumber(it)) {
             msg_add(msg, "%sfeature ", where);
             msg_quote(msg, key);
-            msg_add(msg, " must be a number, got %s", json_type_name(it));
+            msg_add(msg, " must be a number, got %s", vg_json_kind(it));
             if (cJSON_IsString(it)) {
                 msg_add(msg, " ");
                 msg_quote(msg, it->valuestring);
@@ -323,11 +208,11 @@ static int find_class(const struct vg_served *m, const char *name)
 }
 
 /* Writes "prediction": ...[, "probabilities": {...}] for row i and counts its class. */
-static void write_row(struct out *o, struct vg_served *m, const struct outputs *y, int64_t i)
+static void write_row(struct vg_jw *jw, struct vg_served *m, const struct outputs *y, int64_t i)
 {
-    OUT_LIT(o, "\"prediction\":");
+    vg_jw_lit(jw, "\"prediction\":");
     if (m->task == VG_TASK_REGRESSION) {
-        out_f32(o, y->value[i]);
+        vg_jw_f32(jw, y->value[i]);
         return;
     }
     int nc = m->n_classes, k = -1;
@@ -345,28 +230,28 @@ static void write_row(struct out *o, struct vg_served *m, const struct outputs *
             label = "";
         if (k < 0 || strcmp(label, m->classes[k]))
             k = find_class(m, label);
-        out_string(o, label);
+        vg_jw_str(jw, label);
     } else if (y->label) {
         char num[24];
         int n = snprintf(num, sizeof num, "%" PRId64, ((const int64_t *)y->label->data)[i]);
         if (k < 0 || strcmp(num, m->classes[k]))
             k = find_class(m, num);
-        out_mem(o, num, (size_t)n);
+        vg_jw_mem(jw, num, (size_t)n);
     } else {
-        out_string(o, m->classes[k]);
+        vg_jw_str(jw, m->classes[k]);
     }
     vg_served_count_class(m, k);
     if (!pr)
         return;
-    OUT_LIT(o, ",\"probabilities\":{");
+    vg_jw_lit(jw, ",\"probabilities\":{");
     for (int c = 0; c < nc; c++) {
         if (c)
-            out_char(o, ',');
-        out_string(o, m->classes[c]);
-        out_char(o, ':');
-        out_f32(o, pr[c]);
+            vg_jw_char(jw, ',');
+        vg_jw_str(jw, m->classes[c]);
+        vg_jw_char(jw, ':');
+        vg_jw_f32(jw, pr[c]);
     }
-    out_char(o, '}');
+    vg_jw_char(jw, '}');
 }
 
 /* Checks the run's outputs have one prediction per row and points y at them. */
@@ -447,7 +332,8 @@ void vg_api_predict(struct vg_req *r)
     unsigned char stack_seen[STACK_VALUES];
     float *x = stack_x;
     unsigned char *seen = stack_seen;
-    struct out o = {0};
+    struct vg_jw jw;
+    vg_jw_init(&jw, VG_JW_MAX_RESPONSE_BYTES);
 
     const char *end = NULL;
     doc = r->body_len ? cJSON_ParseWithLengthOpts(r->body, r->body_len, &end, 0) : NULL;
@@ -466,7 +352,7 @@ void vg_api_predict(struct vg_req *r)
         msg_add(&msg,
                 "the body must be a JSON object of features or {\"instances\": [...]}, "
                 "got %s",
-                json_type_name(doc));
+                vg_json_kind(doc));
         goto fail;
     }
 
@@ -485,7 +371,7 @@ void vg_api_predict(struct vg_req *r)
             }
         if (!cJSON_IsArray(instances)) {
             msg_add(&msg, "'instances' must be an array of objects, got %s",
-                    json_type_name(instances));
+                    vg_json_kind(instances));
             goto fail;
         }
         int64_t limit = st->max_batch_rows > 0 ? st->max_batch_rows : DEFAULT_MAX_BATCH_ROWS;
@@ -493,7 +379,7 @@ void vg_api_predict(struct vg_req *r)
         for (const cJSON *it = instances->child; it; it = it->next) {
             if (!cJSON_IsObject(it)) {
                 msg_add(&msg, "instances[%" PRId64 "] must be an object of features, got %s", rows,
-                        json_type_name(it));
+                        vg_json_kind(it));
                 goto fail;
             }
             rows++;
@@ -553,36 +439,40 @@ void vg_api_predict(struct vg_req *r)
     size_t per_row = 32 + (size_t)m->n_classes * 24;
     for (int k = 0; k < m->n_classes; k++)
         per_row += strlen(m->classes[k]);
-    out_reserve(&o, 128 + strlen(r->request_id) + strlen(m->name) + (size_t)rows * per_row);
-    OUT_LIT(&o, "{\"id\":");
-    out_string(&o, r->request_id);
-    OUT_LIT(&o, ",\"model\":");
-    out_string(&o, m->name);
-    OUT_LIT(&o, ",\"version\":");
-    out_mem(&o, m->version_str, strlen(m->version_str));
+    size_t estimate = 128 + strlen(r->request_id) + strlen(m->name) + (size_t)rows * per_row;
+    vg_jw_reserve(&jw, estimate < jw.max ? estimate : jw.max);
+    vg_jw_lit(&jw, "{\"id\":");
+    vg_jw_str(&jw, r->request_id);
+    vg_jw_lit(&jw, ",\"model\":");
+    vg_jw_str(&jw, m->name);
+    vg_jw_lit(&jw, ",\"version\":");
+    vg_jw_mem(&jw, m->version_str, strlen(m->version_str));
     if (batch) {
-        OUT_LIT(&o, ",\"predictions\":[");
+        vg_jw_lit(&jw, ",\"predictions\":[");
         for (i = 0; i < rows; i++) {
             if (i)
-                out_char(&o, ',');
-            out_char(&o, '{');
-            write_row(&o, m, &y, i);
-            out_char(&o, '}');
+                vg_jw_char(&jw, ',');
+            vg_jw_char(&jw, '{');
+            write_row(&jw, m, &y, i);
+            vg_jw_char(&jw, '}');
         }
-        out_char(&o, ']');
+        vg_jw_char(&jw, ']');
     } else {
-        out_char(&o, ',');
-        write_row(&o, m, &y, 0);
+        vg_jw_char(&jw, ',');
+        write_row(&jw, m, &y, 0);
     }
-    out_char(&o, '}');
-    if (o.oom)
-        goto oom;
+    vg_jw_char(&jw, '}');
+    size_t len;
+    char *body = vg_jw_take(&jw, &len);
+    if (!body) {
+        msg_add(&msg, "the response is larger than %zu MiB or memory ran out",
+                VG_JW_MAX_RESPONSE_BYTES >> 20);
+        goto fail;
+    }
     vg_served_release(m, session);
     session = NULL;
-    o.p[o.len] = 0;
     vg_served_count(m, VG_OUTCOME_SUCCESS, rows);
-    vg_reply_raw(r, 200, "application/json", o.p, o.len);
-    o.p = NULL;
+    vg_reply_raw(r, 200, "application/json", body, len);
     goto out;
 
 oom:
@@ -596,7 +486,7 @@ fail:
     vg_served_count(m, outcome, 0);
     vg_reply_error(r, status, "%s", msg.text);
 out:
-    free(o.p);
+    vg_jw_release(&jw);
     if (x != stack_x)
         free(x);
     if (seen != stack_seen)

@@ -27,8 +27,8 @@
  * order, data flat. Floats are printed with the fewest digits that read back to the same value
  * (at most %.9g for FP32, %.17g for FP64); NaN and infinities, which JSON lacks, as null. A ZipMap
  * output (a sequence of maps) is sent as its FP32 [N, C] tensor, column j being key j. The
- * response is written into one malloc'd buffer by the appender below (capped at
- * V2_MAX_RESPONSE_BYTES) while the session's outputs are still valid; `id` echoes the request's
+ * response is written into one malloc'd buffer by the JSON writer (jsonw.h, capped at
+ * VG_JW_MAX_RESPONSE_BYTES) while the session's outputs are still valid; `id` echoes the request's
  * id, or is the request id (X-Request-Id or generated) when the request has none.
  */
 #include <inttypes.h>
@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/jsonw.h"
 #include "server/server.h"
 
 #ifndef VG_VERSION
@@ -46,337 +47,8 @@
 
 /* Elements over all inputs of one request; JSON that large is ~100 MB, far past sane bodies. */
 #define V2_MAX_ELEMENTS 10000000
-/* The largest response body we build. */
-#define V2_MAX_RESPONSE_BYTES ((size_t)512 << 20)
 /* Largest integer a JSON number (an IEEE double) carries exactly. */
 #define V2_MAX_SAFE_INT 9007199254740991.0
-
-/* ---- Response appender ----------------------------------------------------------------------- */
-
-/* A growing buffer; after a failed allocation (or the cap) every append is a no-op. */
-struct v2_buf {
-    char *p;
-    size_t len, cap;
-    int failed;
-};
-
-static int buf_grow(struct v2_buf *b, size_t need)
-{
-    if (b->failed)
-        return -1;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap - b->len < need) {
-        if (cap >= V2_MAX_RESPONSE_BYTES)
-            goto fail;
-        cap *= 2;
-    }
-    char *p = realloc(b->p, cap);
-    if (!p)
-        goto fail;
-    b->p = p;
-    b->cap = cap;
-    return 0;
-fail:
-    b->failed = 1;
-    return -1;
-}
-
-/* Makes room for `need` more bytes; 0, or -1 once the buffer has failed. */
-static inline int buf_room(struct v2_buf *b, size_t need)
-{
-    return b->cap - b->len >= need && !b->failed ? 0 : buf_grow(b, need);
-}
-
-static void buf_mem(struct v2_buf *b, const char *s, size_t n)
-{
-    if (buf_room(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-#define buf_lit(b, s) buf_mem((b), "" s, sizeof(s) - 1)
-
-static void buf_char(struct v2_buf *b, char c)
-{
-    if (buf_room(b, 1))
-        return;
-    b->p[b->len++] = c;
-}
-
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when the bytes are not valid UTF-8. */
-static int utf8_seq_len(const unsigned char *s)
-{
-    unsigned c = s[0], cp, min;
-    int n;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    cp = c & (0x3fu >> (n - 1));
-    for (int i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0; /* also stops at the terminating NUL */
-        cp = cp << 6 | (s[i] & 0x3fu);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n;
-}
-
-/*
- * A JSON string (RFC 8259): quote, backslash and U+0000..U+001F escaped; bytes that are not
- * UTF-8 become U+FFFD, so the body is always valid JSON whatever a model's strings hold.
- */
-static void buf_str(struct v2_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t n = strlen((const char *)p);
-    if (n > V2_MAX_RESPONSE_BYTES || buf_room(b, n * 6 + 2))
-        return;
-    char *o = b->p + b->len;
-    *o++ = '"';
-    while (*p) {
-        unsigned c = *p;
-        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
-            *o++ = (char)c;
-            p++;
-        } else if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-            p++;
-        } else if (c < 0x20) {
-            *o++ = '\\';
-            switch (c) {
-            case '\n': *o++ = 'n'; break;
-            case '\r': *o++ = 'r'; break;
-            case '\t': *o++ = 't'; break;
-            case '\b': *o++ = 'b'; break;
-            case '\f': *o++ = 'f'; break;
-            default:
-                memcpy(o, "u00", 3);
-                o[3] = hex[c >> 4];
-                o[4] = hex[c & 15];
-                o += 5;
-                break;
-            }
-            p++;
-        } else {
-            int k = utf8_seq_len(p);
-            if (k == 0) {
-                memcpy(o, "\\ufffd", 6);
-                o += 6;
-                p++;
-            } else {
-                memcpy(o, p, (size_t)k);
-                o += k;
-                p += k;
-            }
-        }
-    }
-    *o++ = '"';
-    b->len = (size_t)(o - b->p);
-}
-
-/* Decimal digits of v at dst (room for 21 bytes); returns the length. */
-static size_t fmt_i64(char *dst, int64_t v)
-{
-    char tmp[24];
-    size_t n = 0, len = 0;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        dst[len++] = '-';
-    while (n)
-        dst[len++] = tmp[--n];
-    return len;
-}
-
-/* a * 10^k, correctly rounded while |k| <= 22 (powers of ten exact in a double), close beyond. */
-static double scale10(double a, int k)
-{
-    static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                 1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    for (; k > 22; k -= 22)
-        a *= 1e22;
-    for (; k < -22; k += 22)
-        a /= 1e22;
-    return k >= 0 ? a * p10[k] : a / p10[-k];
-}
-
-/*
- * The decimal m * 10^(exp - digits + 1), m having `digits` digits, as printf's %g would print it
- * (trailing zeros dropped; exponent form when exp < -4 or exp >= digits). Room for 32 bytes.
- */
-static size_t fmt_decimal(char *dst, int negative, uint64_t m, int digits, int exp)
-{
-    char d[20] = "";
-    for (int i = digits - 1; i >= 0; i--, m /= 10)
-        d[i] = (char)('0' + m % 10);
-    int scientific = exp < -4 || exp >= digits;
-    while (digits > 1 && d[digits - 1] == '0')
-        digits--;
-    size_t n = 0;
-    if (negative)
-        dst[n++] = '-';
-    if (scientific) {
-        dst[n++] = d[0];
-        if (digits > 1) {
-            dst[n++] = '.';
-            memcpy(dst + n, d + 1, (size_t)digits - 1);
-            n += (size_t)digits - 1;
-        }
-        dst[n++] = 'e';
-        dst[n++] = exp < 0 ? '-' : '+';
-        int x = exp < 0 ? -exp : exp;
-        if (x >= 100)
-            dst[n++] = (char)('0' + x / 100);
-        dst[n++] = (char)('0' + x / 10 % 10);
-        dst[n++] = (char)('0' + x % 10);
-    } else if (exp < 0) {
-        dst[n++] = '0';
-        dst[n++] = '.';
-        for (int i = -1; i > exp; i--)
-            dst[n++] = '0';
-        memcpy(dst + n, d, (size_t)digits);
-        n += (size_t)digits;
-    } else {
-        for (int i = 0; i <= exp; i++)
-            dst[n++] = i < digits ? d[i] : '0';
-        if (digits > exp + 1) {
-            dst[n++] = '.';
-            memcpy(dst + n, d + exp + 1, (size_t)(digits - exp - 1));
-            n += (size_t)(digits - exp - 1);
-        }
-    }
-    return n;
-}
-
-/*
- * FP32 in the fewest significant digits (6 to 9) that read back as v, at dst (room for 32 bytes);
- * "null" when not finite. The digits come from double arithmetic, which is close enough to give
- * the right candidates; strtof checks each, so the text always reads back exactly (%.9g, which
- * always does, is the fallback). Whole numbers (0 and 1 are common probabilities) go straight.
- */
-static size_t fmt_f32(char *dst, float v)
-{
-    static const uint64_t p10[] = {1,      10,      100,      1000,      10000,
-                                   100000, 1000000, 10000000, 100000000, 1000000000};
-    if (v == 0 && signbit(v)) {
-        memcpy(dst, "-0", 2);
-        return 2;
-    }
-    if (fabsf(v) < 16777216.0f && v == (float)(int32_t)v)
-        return fmt_i64(dst, (int32_t)v);
-    if (!isfinite(v)) {
-        memcpy(dst, "null", 4);
-        return 4;
-    }
-    double a = fabs((double)v);
-    int exp0 = (int)floor(log10(a));
-    for (int digits = 6; digits <= 9; digits++) {
-        int exp = exp0;
-        uint64_t m = (uint64_t)llrint(scale10(a, digits - 1 - exp));
-        if (m >= p10[digits]) { /* log10 rounded up past a power of ten, or m rounded up to one */
-            exp++;
-            m = (uint64_t)llrint(scale10(a, digits - 1 - exp));
-        } else if (m < p10[digits - 1]) {
-            exp--;
-            m = (uint64_t)llrint(scale10(a, digits - 1 - exp));
-        }
-        if (m < p10[digits - 1] || m >= p10[digits])
-            break;
-        size_t n = fmt_decimal(dst, v < 0, m, digits, exp);
-        dst[n] = 0;
-        if (strtof(dst, NULL) == v)
-            return n;
-    }
-    return (size_t)snprintf(dst, 32, "%.9g", (double)v);
-}
-
-/* Shortest of %.15g..%.17g that reads back as v (room for 32 bytes); "null" when not finite. */
-static size_t fmt_f64(char *dst, double v)
-{
-    static const char *const formats[] = {"%.15g", "%.16g", "%.17g"};
-    if (v == 0 && signbit(v)) {
-        memcpy(dst, "-0", 2);
-        return 2;
-    }
-    if (fabs(v) < 2147483647.0 && v == (double)(int32_t)v)
-        return fmt_i64(dst, (int32_t)v);
-    if (!isfinite(v)) {
-        memcpy(dst, "null", 4);
-        return 4;
-    }
-    int n = 0;
-    for (int k = 0; k < 3; k++) {
-        n = snprintf(dst, 32, formats[k], v);
-        if (k == 2 || strtod(dst, NULL) == v)
-            break;
-    }
-    return (size_t)n;
-}
-
-static void buf_i64(struct v2_buf *b, int64_t v)
-{
-    if (buf_room(b, 24))
-        return;
-    b->len += fmt_i64(b->p + b->len, v);
-}
-
-/* The flat data of `t` as a JSON array. Returns -1 for a dtype the protocol cannot carry. */
-static int buf_tensor_data(struct v2_buf *b, const struct vg_tensor *t)
-{
-    int64_t n = vg_tensor_numel(t);
-    buf_char(b, '[');
-    for (int64_t i = 0; i < n; i++) {
-        if (buf_room(b, 36))
-            return 0;
-        char *o = b->p + b->len;
-        if (i)
-            *o++ = ',';
-        switch (t->dtype) {
-        case VG_DT_FLOAT: o += fmt_f32(o, ((const float *)t->data)[i]); break;
-        case VG_DT_DOUBLE: o += fmt_f64(o, ((const double *)t->data)[i]); break;
-        case VG_DT_INT64: o += fmt_i64(o, ((const int64_t *)t->data)[i]); break;
-        case VG_DT_INT32: o += fmt_i64(o, ((const int32_t *)t->data)[i]); break;
-        case VG_DT_INT8: o += fmt_i64(o, ((const int8_t *)t->data)[i]); break;
-        case VG_DT_UINT8: o += fmt_i64(o, ((const uint8_t *)t->data)[i]); break;
-        case VG_DT_BOOL:
-            if (((const uint8_t *)t->data)[i]) {
-                memcpy(o, "true", 4);
-                o += 4;
-            } else {
-                memcpy(o, "false", 5);
-                o += 5;
-            }
-            break;
-        case VG_DT_STRING:
-            b->len = (size_t)(o - b->p);
-            buf_str(b, ((const char *const *)t->data)[i]);
-            continue;
-        default: return -1;
-        }
-        b->len = (size_t)(o - b->p);
-    }
-    buf_char(b, ']');
-    return 0;
-}
 
 /* ---- Model lookup ---------------------------------------------------------------------------- */
 
@@ -553,7 +225,7 @@ void vg_api_v2_repository_index(struct vg_req *r)
         cJSON_AddStringToObject(o, "name", e->name);
         if (e->version > 0) {
             char v[24];
-            v[fmt_i64(v, e->version)] = 0;
+            snprintf(v, sizeof v, "%" PRId64, e->version);
             cJSON_AddStringToObject(o, "version", v);
         }
         cJSON_AddStringToObject(o, "state", e->loaded ? "READY" : "UNAVAILABLE");
@@ -592,21 +264,6 @@ __attribute__((format(printf, 3, 4))) static int fail(struct v2_infer *q, int st
     va_end(ap);
     q->status = status;
     return -1;
-}
-
-static const char *json_kind(const cJSON *v)
-{
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsArray(v))
-        return "an array";
-    return "an object";
 }
 
 /* "a, b, c": the graph's input or output names, for messages. */
@@ -692,7 +349,7 @@ static int put_value(struct v2_fill *f, const cJSON *v)
         if (!cJSON_IsString(v))
             return fail(f->q, 400,
                         "input '%s' (BYTES): element %" PRId64 " is %s, expected a string", f->name,
-                        i, json_kind(v));
+                        i, vg_json_kind(v));
         ((const char **)f->t->data)[i] = v->valuestring;
         return 0;
     }
@@ -700,13 +357,13 @@ static int put_value(struct v2_fill *f, const cJSON *v)
         if (!cJSON_IsBool(v))
             return fail(f->q, 400,
                         "input '%s' (BOOL): element %" PRId64 " is %s, expected true or false",
-                        f->name, i, json_kind(v));
+                        f->name, i, vg_json_kind(v));
         ((uint8_t *)f->t->data)[i] = cJSON_IsTrue(v) ? 1 : 0;
         return 0;
     }
     if (!cJSON_IsNumber(v))
         return fail(f->q, 400, "input '%s' (%s): element %" PRId64 " is %s, expected a number",
-                    f->name, dtn, i, json_kind(v));
+                    f->name, dtn, i, vg_json_kind(v));
     double x = v->valuedouble;
     switch (dt) {
     case VG_DT_FLOAT:
@@ -775,7 +432,7 @@ static int fill_nested(struct v2_fill *f, const cJSON *data)
                             "input '%s': nested data does not match shape %s: %s at depth %d, "
                             "expected %s",
                             f->name, shape_str(t->dims, t->rank, shape, sizeof(shape)),
-                            json_kind(c), d + 1, d < last ? "an array" : "a value");
+                            vg_json_kind(c), d + 1, d < last ? "an array" : "a value");
             if (d < last) {
                 d++;
                 at[d] = c->child;
@@ -798,7 +455,7 @@ static int fill_data(struct v2_fill *f, const cJSON *data)
         return fail(f->q, 400, "input '%s': 'data' is missing", f->name);
     if (!cJSON_IsArray(data))
         return fail(f->q, 400, "input '%s': 'data' must be an array, not %s", f->name,
-                    json_kind(data));
+                    vg_json_kind(data));
     if (data->child && cJSON_IsArray(data->child) && f->t->rank >= 2)
         return fill_nested(f, data);
     int64_t count = 0;
@@ -998,9 +655,38 @@ static void count_classes(struct vg_served *m, const struct vg_session *s)
     }
 }
 
+/* The flat data of `t` as a JSON array. Returns -1 for a dtype the protocol cannot carry. */
+static int write_tensor_data(struct vg_jw *b, const struct vg_tensor *t)
+{
+    int64_t n = vg_tensor_numel(t);
+    vg_jw_char(b, '[');
+    for (int64_t i = 0; i < n && !b->failed; i++) {
+        if (i)
+            vg_jw_char(b, ',');
+        switch (t->dtype) {
+        case VG_DT_FLOAT: vg_jw_f32(b, ((const float *)t->data)[i]); break;
+        case VG_DT_DOUBLE: vg_jw_f64(b, ((const double *)t->data)[i]); break;
+        case VG_DT_INT64: vg_jw_i64(b, ((const int64_t *)t->data)[i]); break;
+        case VG_DT_INT32: vg_jw_i64(b, ((const int32_t *)t->data)[i]); break;
+        case VG_DT_INT8: vg_jw_i64(b, ((const int8_t *)t->data)[i]); break;
+        case VG_DT_UINT8: vg_jw_i64(b, ((const uint8_t *)t->data)[i]); break;
+        case VG_DT_BOOL:
+            if (((const uint8_t *)t->data)[i])
+                vg_jw_lit(b, "true");
+            else
+                vg_jw_lit(b, "false");
+            break;
+        case VG_DT_STRING: vg_jw_str(b, ((const char *const *)t->data)[i]); break;
+        default: return -1;
+        }
+    }
+    vg_jw_char(b, ']');
+    return 0;
+}
+
 /* The response body for the session's outputs; -1 with q->status/why on failure. */
 static int write_response(struct v2_infer *q, const struct vg_req *r, const struct vg_session *s,
-                          struct v2_buf *b)
+                          struct vg_jw *b)
 {
     int64_t estimate = 256;
     for (int k = 0; k < q->n_sel; k++) {
@@ -1010,55 +696,57 @@ static int write_response(struct v2_infer *q, const struct vg_req *r, const stru
                         vg_model_output(q->model, q->sel[k])->name);
         estimate += 128 + vg_tensor_numel(t) * 12;
     }
-    if (estimate > (int64_t)V2_MAX_RESPONSE_BYTES)
-        estimate = (int64_t)V2_MAX_RESPONSE_BYTES;
-    buf_room(b, (size_t)estimate);
+    if (estimate > (int64_t)b->max)
+        estimate = (int64_t)b->max;
+    vg_jw_reserve(b, (size_t)estimate);
 
-    buf_lit(b, "{\"model_name\":");
-    buf_str(b, q->m->name);
-    buf_lit(b, ",\"model_version\":");
-    buf_str(b, q->m->version_str);
-    buf_lit(b, ",\"id\":");
-    buf_str(b, q->id ? q->id : r->request_id);
-    buf_lit(b, ",\"outputs\":[");
+    vg_jw_lit(b, "{\"model_name\":");
+    vg_jw_str(b, q->m->name);
+    vg_jw_lit(b, ",\"model_version\":");
+    vg_jw_str(b, q->m->version_str);
+    vg_jw_lit(b, ",\"id\":");
+    vg_jw_str(b, q->id ? q->id : r->request_id);
+    vg_jw_lit(b, ",\"outputs\":[");
     for (int k = 0; k < q->n_sel; k++) {
         const struct vg_tensor *t = vg_session_output(s, q->sel[k]);
         if (t->map_keys && t->dtype != VG_DT_FLOAT)
             return fail(q, 500, "output '%s': a map of %s values cannot be sent",
                         vg_model_output(q->model, q->sel[k])->name, vg_dtype_name(t->dtype));
         if (k)
-            buf_char(b, ',');
-        buf_lit(b, "{\"name\":");
-        buf_str(b, vg_model_output(q->model, q->sel[k])->name);
-        buf_lit(b, ",\"datatype\":");
-        buf_str(b, vg_dtype_name(t->dtype));
-        buf_lit(b, ",\"shape\":[");
+            vg_jw_char(b, ',');
+        vg_jw_lit(b, "{\"name\":");
+        vg_jw_str(b, vg_model_output(q->model, q->sel[k])->name);
+        vg_jw_lit(b, ",\"datatype\":");
+        vg_jw_str(b, vg_dtype_name(t->dtype));
+        vg_jw_lit(b, ",\"shape\":[");
         for (int d = 0; d < t->rank; d++) {
             if (d)
-                buf_char(b, ',');
-            buf_i64(b, t->dims[d]);
+                vg_jw_char(b, ',');
+            vg_jw_i64(b, t->dims[d]);
         }
-        buf_lit(b, "],\"data\":");
-        if (buf_tensor_data(b, t))
+        vg_jw_lit(b, "],\"data\":");
+        if (write_tensor_data(b, t))
             return fail(q, 500, "output '%s' has datatype %s, which the protocol cannot carry",
                         vg_model_output(q->model, q->sel[k])->name, vg_dtype_name(t->dtype));
-        buf_char(b, '}');
+        vg_jw_char(b, '}');
     }
-    buf_lit(b, "]}");
+    vg_jw_lit(b, "]}");
     if (b->failed)
         return fail(q, 500, "the response is larger than %zu MiB or memory ran out",
-                    V2_MAX_RESPONSE_BYTES >> 20);
+                    VG_JW_MAX_RESPONSE_BYTES >> 20);
     return 0;
 }
 
 void vg_api_v2_infer(struct vg_req *r)
 {
     struct v2_infer q = {0};
-    struct v2_buf b = {0};
+    struct vg_jw b;
     struct vg_session *s = NULL;
     struct vg_error err = {0};
     enum vg_outcome outcome = VG_OUTCOME_BAD_INPUT;
     int64_t rows = 0;
+
+    vg_jw_init(&b, VG_JW_MAX_RESPONSE_BYTES);
 
     q.m = find_served(r);
     if (!q.m)
@@ -1106,15 +794,16 @@ out:
     if (s)
         vg_served_release(q.m, s);
     if (outcome == VG_OUTCOME_SUCCESS) {
-        vg_reply_raw(r, 200, "application/json", b.p, b.len);
-        b.p = NULL;
+        size_t len;
+        char *body = vg_jw_take(&b, &len); /* not NULL: write_response checked b.failed */
+        vg_reply_raw(r, 200, "application/json", body, len);
     } else {
         if (q.status >= 500)
             outcome = VG_OUTCOME_INTERNAL;
         vg_reply_error(r, q.status ? q.status : 500, "%s", q.why[0] ? q.why : "internal error");
     }
     vg_served_count(q.m, outcome, outcome == VG_OUTCOME_SUCCESS ? rows : 0);
-    free(b.p);
+    vg_jw_release(&b);
     for (int i = 0; q.in && i < q.n_in; i++)
         free(q.in[i].data);
     free(q.in);

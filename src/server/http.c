@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/jsonw.h"
 #include "server/server.h"
 
 #define KEEP_BODY_BYTES (64 * 1024) /* larger body buffers are freed after their request */
@@ -60,6 +61,10 @@
 #define LOG_LINE_MAX 4096
 #define LINGER_MAX_FDS 1024 /* connections drained at once after an early refusal */
 #define LINGER_SECONDS 5    /* how long at most */
+/* Caps of the JSON written here: an access log line longer than this is dropped (libmicrohttpd's
+ * memory pool bounds the path long before); an error body holds a message of under 1 KiB. */
+#define ACCESS_LINE_MAX (1024 * 1024)
+#define ERROR_BODY_MAX (16 * 1024)
 
 /* ---- Log ------------------------------------------------------------------------------------- */
 
@@ -136,113 +141,6 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
         if (strstr(msg, mhd_routine[i]))
             return;
     vg_log("warn", "libmicrohttpd: %s", msg);
-}
-
-/* ---- JSON strings ---------------------------------------------------------------------------- */
-
-/* A growing byte buffer; `failed` is set (and further appends ignored) when memory runs out. */
-struct sbuf {
-    char *data;
-    size_t len, cap;
-    int failed;
-};
-
-static int sbuf_reserve(struct sbuf *b, size_t extra)
-{
-    if (b->failed)
-        return -1;
-    if (b->len + extra <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + extra)
-        cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) {
-        b->failed = 1;
-        return -1;
-    }
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
-static void sbuf_add(struct sbuf *b, const char *s, size_t n)
-{
-    if (sbuf_reserve(b, n))
-        return;
-    memcpy(b->data + b->len, s, n);
-    b->len += n;
-}
-
-static void sbuf_puts(struct sbuf *b, const char *s)
-{
-    sbuf_add(b, s, strlen(s));
-}
-
-static void sbuf_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sbuf_printf(struct sbuf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        sbuf_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* Length of the valid UTF-8 sequence at s (1 to 4), or 0 when the bytes there are not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        unsigned lo = s[0] == 0xe0 ? 0xa0 : 0x80, hi = s[0] == 0xed ? 0x9f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 ? 3 : 0;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        unsigned lo = s[0] == 0xf0 ? 0x90 : 0x80, hi = s[0] == 0xf4 ? 0x8f : 0xbf;
-        return s[1] >= lo && s[1] <= hi && (s[2] & 0xc0) == 0x80 && (s[3] & 0xc0) == 0x80 ? 4 : 0;
-    }
-    return 0;
-}
-
-/* Appends s as a JSON string (quotes included): RFC 8259 escapes, invalid UTF-8 as U+FFFD. */
-static void sbuf_json_str(struct sbuf *b, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    sbuf_add(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)s;
-    while (*p) {
-        const unsigned char *run = p;
-        while (*p >= 0x20 && *p < 0x80 && *p != '"' && *p != '\\')
-            p++;
-        if (p > run)
-            sbuf_add(b, (const char *)run, (size_t)(p - run));
-        if (!*p)
-            break;
-        if (*p == '"' || *p == '\\') {
-            char esc[2] = {'\\', (char)*p++};
-            sbuf_add(b, esc, 2);
-        } else if (*p < 0x20) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
-            sbuf_add(b, esc, 6);
-            p++;
-        } else {
-            size_t n = utf8_len(p);
-            if (n) {
-                sbuf_add(b, (const char *)p, n);
-                p += n;
-            } else {
-                sbuf_add(b, "\\ufffd", 6);
-                p++;
-            }
-        }
-    }
-    sbuf_add(b, "\"", 1);
 }
 
 /* ---- Routes and their metrics ---------------------------------------------------------------- */
@@ -750,7 +648,7 @@ struct conn {
     size_t body_len, body_cap;
     char *scratch; /* path parameters, NUL-terminated */
     size_t scratch_cap;
-    struct sbuf line; /* access log line */
+    struct vg_jw line; /* access log line */
 };
 
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
@@ -762,6 +660,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
         if (c) {
             c->srv = cls;
             c->linger_fd = -1;
+            vg_jw_init(&c->line, ACCESS_LINE_MAX);
         }
         *socket_context = c;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
@@ -771,7 +670,7 @@ static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_co
                 close(c->linger_fd);
             free(c->body);
             free(c->scratch);
-            free(c->line.data);
+            vg_jw_release(&c->line);
             free(c);
         }
         *socket_context = NULL;
@@ -1063,34 +962,33 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
 static void access_log(struct vg_server *s, struct conn *c, double seconds)
 {
     struct vg_req *r = &c->req;
-    struct sbuf *b = &c->line;
+    struct vg_jw *b = &c->line;
     char time_text[TIME_TEXT_MAX];
     format_time(time_text, &c->wall0);
-    b->len = 0;
-    b->failed = 0;
-    sbuf_puts(b, "{\"time\":\"");
-    sbuf_puts(b, time_text);
-    sbuf_puts(b, "\",\"method\":");
-    sbuf_json_str(b, r->method);
-    sbuf_puts(b, ",\"route\":");
-    sbuf_json_str(b, c->pattern ? c->pattern->text : "unmatched");
-    sbuf_puts(b, ",\"path\":");
-    sbuf_json_str(b, r->path);
-    sbuf_printf(b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes_in\":%zu,\"bytes_out\":%zu",
-                c->status, seconds * 1e3, c->body_len, c->bytes_out);
-    sbuf_puts(b, ",\"model\":");
+    vg_jw_reset(b);
+    vg_jw_lit(b, "{\"time\":\"");
+    vg_jw_mem(b, time_text, strlen(time_text));
+    vg_jw_lit(b, "\",\"method\":");
+    vg_jw_str(b, r->method);
+    vg_jw_lit(b, ",\"route\":");
+    vg_jw_str(b, c->pattern ? c->pattern->text : "unmatched");
+    vg_jw_lit(b, ",\"path\":");
+    vg_jw_str(b, r->path);
+    vg_jw_printf(b, ",\"status\":%d,\"duration_ms\":%.3f,\"bytes_in\":%zu,\"bytes_out\":%zu",
+                 c->status, seconds * 1e3, c->body_len, c->bytes_out);
+    vg_jw_lit(b, ",\"model\":");
     if (r->log_model)
-        sbuf_json_str(b, r->log_model);
+        vg_jw_str(b, r->log_model);
     else
-        sbuf_puts(b, "null");
-    sbuf_puts(b, ",\"version\":");
+        vg_jw_lit(b, "null");
+    vg_jw_lit(b, ",\"version\":");
     if (r->log_version)
-        sbuf_json_str(b, r->log_version);
+        vg_jw_str(b, r->log_version);
     else
-        sbuf_puts(b, "null");
-    sbuf_puts(b, ",\"request_id\":");
-    sbuf_json_str(b, r->request_id);
-    sbuf_puts(b, "}\n");
+        vg_jw_lit(b, "null");
+    vg_jw_lit(b, ",\"request_id\":");
+    vg_jw_str(b, r->request_id);
+    vg_jw_lit(b, "}\n");
     if (!b->failed) {
         /* O_APPEND: each line lands whole, whichever thread writes it. */
         ssize_t w = write(s->access_fd, b->data, b->len);
@@ -1185,16 +1083,14 @@ void vg_reply_error(struct vg_req *r, int status, const char *fmt, ...)
     va_end(ap);
     vg_log(status >= 500 ? "error" : "warn", "%s %s %d %s: %s", r->method ? r->method : "-",
            r->path ? r->path : "-", status, r->request_id, msg);
-    struct sbuf b = {0};
-    sbuf_puts(&b, "{\"error\":");
-    sbuf_json_str(&b, msg);
-    sbuf_add(&b, "}", 2); /* with the NUL */
-    if (b.failed) {
-        free(b.data);
-        vg_reply_raw(r, status, "application/json", NULL, 0);
-        return;
-    }
-    vg_reply_raw(r, status, "application/json", b.data, b.len - 1);
+    struct vg_jw b;
+    vg_jw_init(&b, ERROR_BODY_MAX);
+    vg_jw_lit(&b, "{\"error\":");
+    vg_jw_str(&b, msg);
+    vg_jw_char(&b, '}');
+    size_t len;
+    char *body = vg_jw_take(&b, &len); /* NULL when memory ran out: an empty body then */
+    vg_reply_raw(r, status, "application/json", body, len);
 }
 
 /* ---- The daemon ------------------------------------------------------------------------------ */

@@ -5,6 +5,7 @@
  *   http.c         libmicrohttpd daemon, request lifecycle, limits, routing, HTTP metrics,
  *                  access log, request ids, graceful shutdown, the reply helpers below
  *   routes.c       the route table (templates -> handlers)
+ *   jsonw.c        the capped JSON writer replies and the access log are built with (jsonw.h)
  *   api_basic.c    GET /, GET /health, GET /metrics, GET /models, GET /models/{model}
  *   store.c        the model repository as served: loading, per-model metrics, session pools
  *   api_predict.c  POST /predict, POST /models/{name}/predict

@@ -38,6 +38,7 @@
 
 #include <openssl/evp.h>
 
+#include "server/jsonw.h"
 #include "server/server.h"
 #include "vigil/repo.h"
 
@@ -127,23 +128,6 @@ static char *path_join(const char *a, const char *b)
         memcpy(p + la + 1, b, lb + 1);
     }
     return p;
-}
-
-static const char *json_type_name(const cJSON *v)
-{
-    if (!v)
-        return "nothing";
-    if (cJSON_IsNull(v))
-        return "null";
-    if (cJSON_IsBool(v))
-        return "a boolean";
-    if (cJSON_IsNumber(v))
-        return "a number";
-    if (cJSON_IsString(v))
-        return "a string";
-    if (cJSON_IsArray(v))
-        return "an array";
-    return "an object";
 }
 
 /* ---- Files ----------------------------------------------------------------------------------- */
@@ -287,7 +271,7 @@ static int string_array(const cJSON *arr, const char *cfg_path, const char *fiel
 {
     if (!cJSON_IsArray(arr))
         return set_reason(reason, "%s: '%s' must be an array of strings, got %s", cfg_path, field,
-                          json_type_name(arr));
+                          vg_json_kind(arr));
     int count = cJSON_GetArraySize(arr);
     if (count < min_len)
         return set_reason(reason, "%s: '%s' must hold at least %d name%s", cfg_path, field, min_len,
@@ -300,7 +284,7 @@ static int string_array(const cJSON *arr, const char *cfg_path, const char *fiel
         if (!cJSON_IsString(it) || !it->valuestring[0]) {
             free(v);
             return set_reason(reason, "%s: %s[%d] must be a non-empty string, got %s", cfg_path,
-                              field, i, cJSON_IsString(it) ? "\"\"" : json_type_name(it));
+                              field, i, cJSON_IsString(it) ? "\"\"" : vg_json_kind(it));
         }
         v[i++] = it->valuestring;
     }
@@ -317,11 +301,11 @@ static int config_tensor(const struct vg_model *model, const cJSON *t, int is_in
         return set_reason(reason,
                           "%s: '%s' must be an object {\"name\", \"datatype\", \"shape\"}, "
                           "got %s",
-                          cfg_path, field, json_type_name(t));
+                          cfg_path, field, vg_json_kind(t));
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "name");
     if (!cJSON_IsString(name))
         return set_reason(reason, "%s: '%s.name' must be a string, got %s", cfg_path, field,
-                          json_type_name(name));
+                          vg_json_kind(name));
     int i = is_input ? vg_model_input_index(model, name->valuestring)
                      : vg_model_output_index(model, name->valuestring);
     if (i < 0)
@@ -331,7 +315,7 @@ static int config_tensor(const struct vg_model *model, const cJSON *t, int is_in
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(t, "datatype");
     if (dt && !cJSON_IsString(dt))
         return set_reason(reason, "%s: '%s.datatype' must be a string, got %s", cfg_path, field,
-                          json_type_name(dt));
+                          vg_json_kind(dt));
     if (dt && vg_dtype_from_name(dt->valuestring) != io->dtype)
         return set_reason(reason, "%s: %s '%s' is declared %s but model.onnx has %s", cfg_path,
                           field, io->name, dt->valuestring, vg_dtype_name(io->dtype));
@@ -346,12 +330,12 @@ static int parse_config(struct vg_served *m, const char *dir_name, const char *c
     const cJSON *cfg = p->config;
     if (!cJSON_IsObject(cfg))
         return set_reason(reason, "%s: must hold a JSON object, got %s", cfg_path,
-                          json_type_name(cfg));
+                          vg_json_kind(cfg));
 
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(cfg, "schema_version");
     if (!cJSON_IsNumber(sv) || sv->valuedouble != floor(sv->valuedouble))
         return set_reason(reason, "%s: 'schema_version' must be an integer, got %s", cfg_path,
-                          json_type_name(sv));
+                          vg_json_kind(sv));
     if (sv->valuedouble > SCHEMA_VERSION)
         return set_reason(reason,
                           "%s: schema_version %.0f is newer than this server understands (%d)",
@@ -363,7 +347,7 @@ static int parse_config(struct vg_served *m, const char *dir_name, const char *c
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(cfg, "name");
     if (!cJSON_IsString(name))
         return set_reason(reason, "%s: 'name' must be a string, got %s", cfg_path,
-                          json_type_name(name));
+                          vg_json_kind(name));
     if (strcmp(name->valuestring, dir_name))
         vg_log("warn", "%s: name '%s' differs from the directory name; serving it as '%s'",
                cfg_path, name->valuestring, dir_name);
@@ -443,7 +427,7 @@ static int check_graph(struct vg_served *m, const char *cfg_path, char *reason)
     const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(cfg, "outputs");
     if (!cJSON_IsObject(outputs))
         return set_reason(reason, "%s: 'outputs' must be an object, got %s", cfg_path,
-                          json_type_name(outputs));
+                          vg_json_kind(outputs));
     if (m->task == VG_TASK_CLASSIFICATION) {
         const cJSON *proba = cJSON_GetObjectItemCaseSensitive(outputs, "probabilities");
         if (!proba)
