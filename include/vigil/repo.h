@@ -39,6 +39,9 @@
 #define VG_REPO_MAX_FILES 8
 #define VG_REPO_N_SIGNALS 4
 
+/* "DIR/NAME" in a new malloc'd string (the caller frees it), or NULL when out of memory. */
+char *vg_repo_path(const char *dir, const char *name);
+
 /* 1 when `name` is a valid model name (a safe single path component), else 0. */
 int vg_repo_valid_name(const char *name);
 

@@ -118,18 +118,6 @@ static int set_reason(char *reason, const char *fmt, ...)
     return -1;
 }
 
-static char *path_join(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    char *p = malloc(la + lb + 2);
-    if (p) {
-        memcpy(p, a, la);
-        p[la] = '/';
-        memcpy(p + la + 1, b, lb + 1);
-    }
-    return p;
-}
-
 /* ---- Files ----------------------------------------------------------------------------------- */
 
 /* Reads a whole file (at most `max` bytes) into a NUL-terminated malloc'd buffer. */
@@ -769,9 +757,9 @@ static int load_served(const char *dir, const char *name, int64_t version,
     m->sha256 = p->sha256;
     m->out_label = m->out_proba = m->out_value = -1;
 
-    model_dir = path_join(dir, name);
-    version_dir = model_dir ? path_join(model_dir, p->version_str) : NULL;
-    cfg_path = version_dir ? path_join(version_dir, "config.json") : NULL;
+    model_dir = vg_repo_path(dir, name);
+    version_dir = model_dir ? vg_repo_path(model_dir, p->version_str) : NULL;
+    cfg_path = version_dir ? vg_repo_path(version_dir, "config.json") : NULL;
     if (!cfg_path) {
         set_reason(reason, "out of memory");
         goto out;
@@ -803,7 +791,7 @@ static int load_served(const char *dir, const char *name, int64_t version,
         }
         file_name = file->valuestring;
     }
-    onnx_path = path_join(version_dir, file_name);
+    onnx_path = vg_repo_path(version_dir, file_name);
     if (!onnx_path) {
         set_reason(reason, "out of memory");
         goto out;
@@ -858,7 +846,7 @@ static int list_models(struct vg_store *s, struct vg_error *err)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char *path = path_join(s->dir, e->d_name);
+        char *path = vg_repo_path(s->dir, e->d_name);
         struct stat st;
         int is_dir = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
         free(path);

@@ -50,7 +50,7 @@ int vg_repo_valid_name(const char *name)
     return 1;
 }
 
-static char *join(const char *dir, const char *name)
+char *vg_repo_path(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
     char *p = malloc(a + b + 2);
@@ -88,7 +88,7 @@ int vg_repo_latest_version(const char *repo, const char *name, int64_t *version,
 {
     int rc = 0;
     DIR *d = NULL;
-    char *model_dir = join(repo, name);
+    char *model_dir = vg_repo_path(repo, name);
     *version = 0;
     if (!model_dir) {
         rc = vg__err(err, VG_ENOMEM, "out of memory");
@@ -105,7 +105,7 @@ int vg_repo_latest_version(const char *repo, const char *name, int64_t *version,
         int64_t v = version_of(e->d_name);
         if (v <= *version)
             continue;
-        char *path = join(model_dir, e->d_name);
+        char *path = vg_repo_path(model_dir, e->d_name);
         if (!path) {
             rc = vg__err(err, VG_ENOMEM, "out of memory");
             goto out;
@@ -162,7 +162,7 @@ static void remove_abandoned(const char *model_dir)
     while ((e = readdir(d))) {
         if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) || !abandoned(e->d_name))
             continue;
-        char *path = join(model_dir, e->d_name);
+        char *path = vg_repo_path(model_dir, e->d_name);
         if (path)
             remove_entry(path);
         free(path);
@@ -270,7 +270,7 @@ int vg_repo_begin(struct vg_repo_txn *t, const char *repo, const char *name, str
         return vg__err(err, VG_EINVAL, "invalid model name '%s'", name ? name : "");
     defer_signals(t);
     t->repo_dir = strdup(repo);
-    t->model_dir = join(repo, name);
+    t->model_dir = vg_repo_path(repo, name);
     if (!t->repo_dir || !t->model_dir) {
         rc = vg__err(err, VG_ENOMEM, "out of memory");
         goto out;
@@ -288,9 +288,9 @@ int vg_repo_begin(struct vg_repo_txn *t, const char *repo, const char *name, str
     t->version++;
     char leaf[64];
     snprintf(leaf, sizeof leaf, TMP_PREFIX "%lld-%ld", (long long)t->version, (long)getpid());
-    t->tmp_dir = join(t->model_dir, leaf);
+    t->tmp_dir = vg_repo_path(t->model_dir, leaf);
     snprintf(leaf, sizeof leaf, "%lld", (long long)t->version);
-    t->final_dir = join(t->model_dir, leaf);
+    t->final_dir = vg_repo_path(t->model_dir, leaf);
     if (!t->tmp_dir || !t->final_dir) {
         rc = vg__err(err, VG_ENOMEM, "out of memory");
         goto out;
@@ -312,7 +312,7 @@ int vg_repo_put(struct vg_repo_txn *t, const char *file, const void *data, size_
         return vg__err(err, VG_EINVAL, "vg_repo_put: bad file name or transaction state");
     if (t->n_files >= VG_REPO_MAX_FILES)
         return vg__err(err, VG_EINVAL, "vg_repo_put: more than %d files", VG_REPO_MAX_FILES);
-    char *path = join(t->tmp_dir, file);
+    char *path = vg_repo_path(t->tmp_dir, file);
     char *saved = strdup(file);
     int rc = 0;
     if (!path || !saved) {
@@ -344,8 +344,8 @@ static int install_top_config(struct vg_repo_txn *t, struct vg_error *err)
     int rc = 0;
     char leaf[64];
     snprintf(leaf, sizeof leaf, TMP_PREFIX "config-%ld", (long)getpid());
-    char *tmp = join(t->model_dir, leaf);
-    char *dest = join(t->model_dir, "config.json");
+    char *tmp = vg_repo_path(t->model_dir, leaf);
+    char *dest = vg_repo_path(t->model_dir, "config.json");
     if (!tmp || !dest) {
         rc = vg__err(err, VG_ENOMEM, "out of memory");
         goto out;
@@ -411,7 +411,7 @@ void vg_repo_end(struct vg_repo_txn *t)
         return;
     if (!t->committed && t->tmp_dir) {
         for (int i = 0; i < t->n_files; i++) {
-            char *path = join(t->tmp_dir, t->files[i]);
+            char *path = vg_repo_path(t->tmp_dir, t->files[i]);
             if (path)
                 unlink(path);
             free(path);

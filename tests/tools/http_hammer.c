@@ -48,6 +48,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_tool.h"
+
 #define MAX_STATUS 600
 #define MAX_RESPONSE (1 << 20)
 #define READY_AFTER_OK 100
@@ -79,24 +81,6 @@ struct worker {
 };
 
 enum outcome { OUT_DONE, OUT_DONE_CLOSE, OUT_UNANSWERED, OUT_TRUNCATED, OUT_TIMEOUT };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_count(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static char *read_file(const char *path, size_t *len)
 {

@@ -32,6 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_tool.h"
+
 /* Never completed: the header's final empty line is not part of it. */
 static const char partial_request[] = "POST /predict HTTP/1.1\r\n"
                                       "Host: slow-client\r\n"
@@ -46,24 +48,6 @@ struct slow_conn {
     enum conn_state state;
     size_t sent; /* bytes of partial_request written so far (odd connections) */
 };
-
-static double now_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int parse_count(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static int start_connect(const struct sockaddr_in *addr)
 {
