@@ -405,16 +405,15 @@ static int register_metrics(struct vg_server *s, struct vg_error *err)
                                err);
     if (!rc)
         rc = vg_gauge_bind(f_in_flight, NULL, &s->g_in_flight);
-    /* The routes' own methods are bound now so they are exposed from the first scrape. */
+    /* Each route's latency histogram is bound now, so latency panels and alerts see every route
+     * from the first scrape; the size histograms are bound on a route's first request, which
+     * keeps the scrape (and its cost) to the routes in use. */
     for (int k = 0; !rc && k < s->n_patterns; k++) {
         struct pattern *p = &s->patterns[k];
         for (int m = 0; m < N_METHODS; m++) {
             if (!p->route_for[m] || (m == M_HEAD && p->route_for[m] == p->route_for[M_GET]))
                 continue;
-            struct route_metrics *rm = &p->metrics[m];
-            if (!histogram_handle(s->f_duration, &rm->duration, p, m) ||
-                !histogram_handle(s->f_request_size, &rm->request_size, p, m) ||
-                !histogram_handle(s->f_response_size, &rm->response_size, p, m))
+            if (!histogram_handle(s->f_duration, &p->metrics[m].duration, p, m))
                 rc = -VG_ENOMEM;
         }
     }
