@@ -9,7 +9,7 @@ FUZZ_TARGETS ?= model tensor csv
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DVG_WERROR=ON
 
-.PHONY: all deps build build-asan test test-fast run bench fuzz lint format clean
+.PHONY: all deps build iris build-asan test test-fast run bench fuzz lint format clean stack stack-down
 
 all: build
 
@@ -19,6 +19,11 @@ deps:
 build: deps
 	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
+	@$(MAKE) iris
+
+# The built-in model, models/iris, trained from data/iris.csv by $(BUILD)/vigil unless it is there
+# already. `make build` runs it; so does deploy/Dockerfile, after building the vigil target only.
+iris:
 	@test -f models/iris/1/model.onnx || $(BUILD)/vigil train --data data/iris.csv --target species \
 	    --name iris --repo models --seed 42 --description "Iris species classifier (built-in)"
 
@@ -39,11 +44,38 @@ test-fast: build
 run: build
 	@exec $(BUILD)/vigil serve
 
+# The monitoring stack (deploy/docker-compose.yml: vigil, Prometheus, Alertmanager, Grafana) under
+# the compose project name "vigil"; see docs/deploy.md. Needs a Docker engine and Docker Compose
+# (the `docker compose` plugin, or the older `docker-compose`).
+COMPOSE = $(shell if docker compose version >/dev/null 2>&1; then echo docker compose; \
+	elif command -v docker-compose >/dev/null 2>&1; then echo docker-compose; fi)
+STACK = $(COMPOSE) -p vigil -f deploy/docker-compose.yml
+
+stack:
+	@compose="$(COMPOSE)"; \
+	if [ -z "$$compose" ]; then \
+	    echo "make stack: Docker Compose not found: neither 'docker compose' (the plugin) nor" \
+	        "'docker-compose' works here; install one of them (docs/deploy.md)" >&2; exit 1; fi; \
+	if command -v docker >/dev/null 2>&1 && ! docker info >/dev/null 2>&1; then \
+	    echo "make stack: no Docker engine is reachable ('docker info' fails): start dockerd," \
+	        "or point DOCKER_HOST at an engine" >&2; exit 1; fi
+	$(STACK) up -d --build
+	@echo "vigil         http://localhost:8000  (curl localhost:8000/v2/health/ready)"
+	@echo "Prometheus    http://localhost:9090  (alerts: http://localhost:9090/alerts)"
+	@echo "Alertmanager  http://localhost:9093"
+	@echo "Grafana       http://localhost:3000  (admin / \$$GRAFANA_ADMIN_PASSWORD, default admin)"
+	@echo "stop it with: make stack-down  (the data volumes stay; docs/deploy.md)"
+
+stack-down:
+	@[ -n "$(COMPOSE)" ] || { echo "make stack-down: Docker Compose not found" >&2; exit 1; }
+	$(STACK) down
+
 bench: build
 	@scripts/install-deps.sh --bench
 	@bench/engine/run.sh $(BUILD)
 	@bench/train/run.sh $(BUILD)
 	@bench/http/run.sh $(BUILD)
+	@bench/load/run.sh $(BUILD)
 
 # libFuzzer on each target in turn for FUZZ_SECONDS (docs/fuzzing.md). Each runs on a scratch copy
 # of its seed corpus, so new inputs stay out of the repository; findings land in

@@ -1,39 +1,69 @@
 #!/usr/bin/env bash
-# Installs the Debian packages vigil needs to build and test; with --bench, also what the
-# benchmarks need (Node.js and npm, for ONNX Runtime from npm: see bench/engine; wrk and nginx for
-# the HTTP benchmark: see bench/http). Idempotent:
-# packages already present are not reinstalled, and apt-get update runs only when something is
-# missing.
+# Installs what vigil needs to build and test: Debian packages, and the npm packages of the
+# deploy validation test (tests/deploy, pinned by its package-lock.json). Options:
+#   --bench       also what the benchmarks need (wrk and nginx for the HTTP benchmark: see
+#                 bench/http; Node.js, which the tests need anyway, runs ONNX Runtime from npm
+#                 for bench/engine)
+#   --build-only  only what building the vigil binary needs (deploy/Dockerfile uses it): no test
+#                 packages, no Node.js, no npm packages
+# Idempotent: packages already present are not reinstalled, apt-get update runs only when
+# something is missing, and npm ci runs only when tests/deploy/node_modules is missing or older
+# than tests/deploy/package-lock.json.
 set -euo pipefail
 
-packages=(
-  # build
+mode="${1:-}"
+case "$mode" in
+  "" | --bench | --build-only) ;;
+  *) echo "usage: $0 [--bench | --build-only]" >&2; exit 2 ;;
+esac
+
+build_packages=(
   gcc make cmake pkg-config
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev libmicrohttpd-dev
   libssl-dev
-  # tests
-  libcmocka-dev python3-onnx python3-sklearn python3-numpy prometheus curl jq
+  # CMake's configure step requires cmocka (the unit tests), even to build the vigil target alone
+  libcmocka-dev
 )
+test_packages=(
+  python3-onnx python3-sklearn python3-numpy python3-yaml prometheus prometheus-alertmanager curl jq
+)
+packages=("${build_packages[@]}")
+if [ "$mode" != --build-only ]; then
+  packages+=("${test_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ "${1:-}" = "--bench" ]; then
-  # Any Node.js with npm will do (some machines have NodeSource's nodejs, which bundles npm and
+if [ "$mode" != --build-only ]; then
+  # Node.js and npm: the deploy validation test (tests/deploy) and the engine benchmark. Any
+  # Node.js with npm will do (some machines have NodeSource's nodejs, which bundles npm and
   # conflicts with Debian's npm package), so look for the commands, not the packages.
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
+fi
+if [ "$mode" = --bench ]; then
   # bench/http: wrk drives the load and a static nginx is the baseline. Any nginx flavour will do
   # (nginx-light is the smallest), so look for the binary.
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
 fi
-if [ ${#missing[@]} -eq 0 ]; then
-  exit 0
+if [ ${#missing[@]} -ne 0 ]; then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-echo "installing: ${missing[*]}"
-SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+
+if [ "$mode" != --build-only ]; then
+  # The validators of tests/deploy (validate.mjs), exactly as package-lock.json pins them.
+  deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
+  if [ ! -d "$deploy_tests/node_modules" ] ||
+     [ "$deploy_tests/package-lock.json" -nt "$deploy_tests/node_modules" ]; then
+    echo "installing the npm packages of tests/deploy (npm ci)"
+    npm ci --prefix "$deploy_tests" --no-audit --no-fund
+    touch "$deploy_tests/node_modules"
+  fi
+fi

@@ -75,11 +75,9 @@ fi
 cmake --build "$BUILD" --target vigil >/dev/null
 VIGIL=$BUILD/vigil
 MODELS=$ROOT/models
-if [ ! -f "$MODELS/iris/1/model.onnx" ]; then
-    # The same command as `make build`: the built-in Iris model.
-    "$VIGIL" train --data "$ROOT/data/iris.csv" --target species --name iris --repo "$MODELS" \
-        --seed 42 --description "Iris species classifier (built-in)" >/dev/null
-fi
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+ensure_iris "$MODELS" || die "cannot train the built-in Iris model"
 
 # As in the other benchmarks: OpenBLAS picks its kernels for this CPU, as in a deployment.
 if [ -z "${VG_BENCH_KEEP_CORETYPE:-}" ]; then
@@ -96,18 +94,6 @@ NGINX_PID=""
 VIGIL_PID=""
 SCRAPER_PID=""
 WRK_PID=""
-stop_pid() {
-    local pid=$1
-    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    fi
-}
 cleanup() {
     stop_pid "$WRK_PID"
     stop_pid "$SCRAPER_PID"
@@ -117,10 +103,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-die() {
-    echo "run.sh: $*" >&2
-    exit 1
-}
 
 # A port nothing listens on now (the kernel's choice for an ephemeral bind).
 free_port() {
@@ -419,22 +401,7 @@ echo
 echo "Targets are for information; the benchmark fails only when an answer is wrong or a run fails."
 
 if [ "$DOCS" = 1 ]; then
-    doc=$ROOT/docs/benchmarks-http.md
-    {
-        echo "Latest figures from \`$CMD\` ($(date -u '+%Y-%m-%d %H:%M UTC')):"
-        echo
-        context | sed 's/$/\n/'
-        table
-    } >"$WORK/figures.md"
-    if grep -q '^<!-- figures:begin' "$doc" && grep -q '^<!-- figures:end' "$doc"; then
-        awk -v f="$WORK/figures.md" '
-            /^<!-- figures:begin/ { print; while ((getline l < f) > 0) print l; skip = 1; next }
-            /^<!-- figures:end/ { skip = 0 }
-            !skip' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
-        echo "wrote the figures to $doc" >&2
-    else
-        echo "run.sh: $doc has no figures markers; figures left in $WORK/figures.md" >&2
-    fi
+    write_figures "$ROOT"/docs/benchmarks-http.md
 fi
 
 if [ "$VERIFY_FAILED" != 0 ] || [ "$SCRAPES_BAD" != 0 ]; then

@@ -26,6 +26,7 @@ struct vg_cli_command {
 
 /* The subcommands (one per cmd_*.c file), in the order `vigil --help` lists them. */
 extern const struct vg_cli_command vg_cli_cmd_inspect;
+extern const struct vg_cli_command vg_cli_cmd_load;
 extern const struct vg_cli_command vg_cli_cmd_run;
 extern const struct vg_cli_command vg_cli_cmd_serve;
 extern const struct vg_cli_command vg_cli_cmd_train;

@@ -220,6 +220,7 @@ void vg_api_model_info(struct vg_req *r)
         add_copy(&b, root, "input", cJSON_GetObjectItemCaseSensitive(cfg, "input"));
         add_copy(&b, root, "outputs", cJSON_GetObjectItemCaseSensitive(cfg, "outputs"));
         add_copy(&b, root, "metrics", cJSON_GetObjectItemCaseSensitive(cfg, "metrics"));
+        add_copy(&b, root, "reference", cJSON_GetObjectItemCaseSensitive(cfg, "reference"));
         const cJSON *training = cJSON_GetObjectItemCaseSensitive(cfg, "training");
         const cJSON *created = cJSON_GetObjectItemCaseSensitive(training, "created");
         add_str(&b, root, "created", cJSON_IsString(created) ? created->valuestring : NULL);

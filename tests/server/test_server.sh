@@ -321,6 +321,7 @@ req GET /models/iris
 expect_code 200 "GET /models/iris"
 expect_json "/models/iris features" '.features == ["sepal_length","sepal_width","petal_length","petal_width"]'
 expect_json "/models/iris classes" '.classes == ["setosa","versicolor","virginica"]'
+expect_json "/models/iris reference" '.reference.features.sepal_length.bin_edges|length == 11'
 
 # /metrics in OpenMetrics when asked for
 req GET /metrics -H 'Accept: application/openmetrics-text; version=1.0.0'
