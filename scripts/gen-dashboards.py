@@ -94,8 +94,15 @@ class Layout:
         return panel
 
 
-def timeseries(title, description, tgts, unit="short", stack=False, minimum=None):
+def timeseries(title, description, tgts, unit="short", stack=False, minimum=None,
+               thresholds=None):
     defaults = {"unit": unit, "custom": {"fillOpacity": 10, "lineWidth": 1, "showPoints": "never"}}
+    if thresholds:
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": c, "value": v} for v, c in thresholds],
+        }
+        defaults["custom"]["thresholdsStyle"] = {"mode": "dashed"}
     if stack:
         defaults["custom"]["stacking"] = {"mode": "normal", "group": "A"}
     if minimum is not None:
@@ -369,12 +376,51 @@ def model():
                 (quantile(0.99, "vigil_model_inference_duration_seconds", MSEL, "version"),
                  "v{{version}} p99")), "s"), 12, 9))
 
+    p.append(L.row("Drift"))
+    p.append(L.place(timeseries(
+        "PSI per feature", "Population stability index of each feature's values over the "
+        "server's drift window against the training reference: under 0.1 stable, 0.1 to 0.25 "
+        "moderate shift (warning), above 0.25 significant (critical).",
+        targets(("max by (feature) (vigil_feature_psi{%s})" % MSEL, "{{feature}}")),
+        "short", minimum=0, thresholds=[(None, "green"), (0.1, "orange"), (0.25, "red")]), 12, 8))
+    p.append(L.place(timeseries(
+        "Prediction drift (PSI)", "PSI of the predicted classes over the drift window against the "
+        "training class distribution; rows in the window on the right axis of the legend.",
+        targets(("max by (version) (vigil_prediction_psi{%s})" % MSEL, "v{{version}} PSI"),
+                ("sum by (version) (vigil_drift_window_rows{%s})" % MSEL,
+                 "v{{version}} rows in window")),
+        "short", minimum=0, thresholds=[(None, "green"), (0.1, "orange"), (0.25, "red")]), 12, 8))
+    p.append(L.place(timeseries(
+        "Out of training range", "Share of each feature's served values below or above the "
+        "training minimum and maximum.",
+        targets(("100 * %s / ignoring(side) group_left %s"
+                 % (rate("vigil_feature_out_of_range_total", MSEL, "feature, side"),
+                    rate("vigil_feature_values_total", MSEL, "feature")),
+                 "{{feature}} {{side}}")), "percent", minimum=0), 12, 8))
+    p.append(L.place(timeseries(
+        "Missing values", "Share of each feature's values that were missing or NaN.",
+        targets(("100 * %s / %s" % (rate("vigil_feature_missing_total", MSEL, "feature"),
+                                    rate("vigil_feature_values_total", MSEL, "feature")),
+                 "{{feature}}")), "percent", minimum=0), 12, 8))
+
     p.append(L.row("Quality"))
     p.append(L.place(timeseries(
-        "Holdout accuracy", "Accuracy on the held-out rows at training time, per version (live "
-        "accuracy from feedback joins this panel when feedback is enabled).",
-        targets(("max by (version) (vigil_model_holdout_accuracy{%s})" % MSEL,
+        "Live against holdout accuracy", "Accuracy over the last feedbacks (the server's rolling "
+        "gauge, per instance), the accuracy of the feedback of the last hour over all instances, "
+        "and the holdout accuracy measured at training time.",
+        targets(("max by (instance, version) (vigil_live_accuracy{%s})" % MSEL,
+                 "v{{version}} live {{instance}}"),
+                ("sum by (version) (rate(vigil_feedback_total{%s, outcome=\"correct\"}[1h])) / "
+                 "sum by (version) (rate(vigil_feedback_total{%s, outcome=~\"correct|incorrect\"}[1h]))"
+                 % (MSEL, MSEL), "v{{version}} last hour"),
+                ("max by (version) (vigil_model_holdout_accuracy{%s})" % MSEL,
                  "v{{version}} holdout")), "percentunit"), 12, 8))
+    p.append(L.place(timeseries(
+        "Feedback", "Ground-truth feedback received per second, by outcome, and feedback refused "
+        "by reason (unknown or evicted ids, duplicates, invalid labels).",
+        targets((rate("vigil_feedback_total", MSEL, "outcome"), "{{outcome}}"),
+                ("sum by (reason) (rate(vigil_feedback_rejected_total{%s}%s))" % (SEL, RI),
+                 "refused: {{reason}}")), "reqps", minimum=0), 12, 8))
     p.append(L.place(table(
         "Version", "The version serving: content hash, load time and holdout accuracy.",
         targets(("max by (instance, version, sha256) (vigil_model_info{%s})" % MSEL, ""),

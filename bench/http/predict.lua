@@ -1,7 +1,8 @@
 -- wrk script of bench/http/run.sh: POSTs one Iris row as JSON on every request and checks every
 -- answer (status 200 and a body holding the expected prediction), so the benchmark verifies what
--- it measures. Argument after `--`: the text every body must contain (default
--- "prediction":"setosa"; the class names alone appear in every answer, in "probabilities").
+-- it measures. Arguments after `--`: the text every body must contain (default
+-- "prediction":"setosa"; the class names alone appear in every answer, in "probabilities"), and
+-- optionally a file holding the request body to send instead of the one row.
 --
 -- Each wrk thread runs this file in its own Lua state; setup() keeps the thread handles so that
 -- done() can add up the per-thread counters. done() prints one machine-readable line,
@@ -25,6 +26,12 @@ wrong_body = 0
 function init(args)
     if args[1] ~= nil and args[1] ~= "" then
         expected = args[1]
+    end
+    -- A second argument names a file whose contents replace the body (quality_cost.sh --rows).
+    if args[2] ~= nil and args[2] ~= "" then
+        local f = assert(io.open(args[2], "rb"))
+        wrk.body = f:read("*a")
+        f:close()
     end
 end
 

@@ -13,6 +13,9 @@
 #   --rounds N       rounds of [nginx, vigil, vigil scraped] (default: $HTTP_BENCH_ROUNDS, else 2);
 #                    figures are means over rounds, scraped/unscraped order alternates
 #   --update-docs    write the figures to docs/benchmarks-http.md
+#   --quality-cost   instead: the cost of drift (and feedback) monitoring, two vigil servers, on
+#                    and off, in alternating rounds (bench/http/quality_cost.sh; also --rows N,
+#                    --only drift|feedback)
 # Needs wrk, nginx (/usr/sbin/nginx, Debian nginx-light), curl, python3, and models/iris
 # (`make build` trains it). Method and targets: docs/benchmarks-http.md.
 set -euo pipefail
@@ -45,13 +48,21 @@ while [ $# -gt 0 ]; do
     case $1 in
     --build-dir) BUILD=$2; shift 2 ;;
     --seconds) RUN_SECONDS=$2; shift 2 ;;
-    --rounds) ROUNDS=$2; shift 2 ;;
+    --rounds) ROUNDS=$2; ROUNDS_GIVEN=$2; shift 2 ;;
     --update-docs) DOCS=1; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --quality-cost) QUALITY=1; shift ;;
+    --rows) QUALITY_ROWS=$2; shift 2 ;;
+    --only) QUALITY_ONLY=$2; shift 2 ;;
+    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     *) BUILD=$1; shift ;;
     esac
 done
+if [ "${QUALITY:-0}" = 1 ]; then
+    exec bash "$HERE/quality_cost.sh" --build-dir "$BUILD" --seconds "$RUN_SECONDS" \
+        --rounds "${ROUNDS_GIVEN:-${HTTP_BENCH_ROUNDS:-10}}" --rows "${QUALITY_ROWS:-1}" \
+        ${QUALITY_ONLY:+--only "$QUALITY_ONLY"}
+fi
 case "$RUN_SECONDS$ROUNDS$WARMUP_SECONDS" in
 *[!0-9]*) echo "run.sh: --seconds, --rounds and HTTP_BENCH_WARMUP take whole numbers" >&2; exit 2 ;;
 esac

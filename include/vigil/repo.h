@@ -93,6 +93,20 @@ int vg_repo_put(struct vg_repo_txn *t, const char *file, const void *data, size_
 int vg_repo_commit(struct vg_repo_txn *t, struct vg_error *err);
 
 /*
+ * Replaces the config.json of an existing version, REPO/<name>/<version>/config.json, with
+ * `data` (temporary file in that directory, fsync, rename, fsync of the directory), and then, when
+ * that version is the newest, REPO/<name>/config.json the same way, so it stays a copy
+ * (*wrote_top, when not NULL, says whether it was written). Readers see each file old or new,
+ * never partial. The termination signals are deferred as in a transaction (a signal arriving
+ * meanwhile is re-raised once both files are written), and leftover temporary files of dead
+ * processes in the version directory are removed first. Not to be called inside a transaction.
+ * Errors: the version directory does not exist (VG_EINVAL), a write or rename failed (VG_EIO;
+ * the file it was writing is unchanged).
+ */
+int vg_repo_set_config(const char *repo, const char *name, int64_t version, const void *data,
+                       size_t len, int *wrote_top, struct vg_error *err);
+
+/*
  * Ends the transaction: when not committed, removes the temporary directory and the directories
  * vg_repo_begin created (if they are empty); frees t's contents; then restores the previous
  * signal actions and re-raises a signal received meanwhile (by default ending the process here).

@@ -52,6 +52,9 @@ int vg_dataset_read_csv(const char *path, const char *target, enum vg_task task,
  * Same, reading only the listed feature columns, in the order given (features == NULL: every
  * column but the target, in file order, which is what vg_dataset_read_csv does). Also an error:
  * a listed name not in the header, a name listed twice, the target listed as a feature.
+ * With a feature list, target may be NULL: the rows' features alone are read (ds->target_name,
+ * class_names, y_class and y_value stay NULL, ds->task is `task` as given), e.g. to predict or
+ * describe data whose labels are not known.
  */
 int vg_dataset_read_csv_select(const char *path, const char *target, const char *const *features,
                                int n_features, enum vg_task task, enum vg_impute impute,
@@ -185,10 +188,27 @@ struct vg_reference {
     double *class_shares;
 };
 
+/*
+ * The reference of rows `rows` (indices into ds) of a data set: every feature, and for a
+ * classification data set with labels the class shares of those labels (vg_reference_features,
+ * then vg_reference_class_shares with ds->y_class).
+ */
 int vg_reference_compute(const struct vg_dataset *ds, const int32_t *rows, int n_rows,
                          struct vg_reference *r, struct vg_error *err);
+/* The features only (r->n_classes 0): for data whose class distribution comes from elsewhere,
+ * such as a model's predictions (`vigil reference`). */
+int vg_reference_features(const struct vg_dataset *ds, const int32_t *rows, int n_rows,
+                          struct vg_reference *r, struct vg_error *err);
+/*
+ * Sets r's class shares: the share of each class 0..n_classes-1 among classes[rows[i]] for i <
+ * n_rows (rows NULL: among classes[0..n_rows-1]). Replaces any shares r held; a class index out
+ * of range is an error (r's shares are then left empty).
+ */
+int vg_reference_class_shares(struct vg_reference *r, const int32_t *classes, const int32_t *rows,
+                              int n_rows, int n_classes, struct vg_error *err);
 void vg_reference_release(struct vg_reference *r);
-/* The bin of v: -1 below range, VG_REF_BINS above range, else 0..VG_REF_BINS-1. NaN gives -2. */
+/* The bin of v: -1 below range, VG_REF_BINS above range, else 0..VG_REF_BINS-1. NaN gives -2.
+ * The rule itself is vg_drift_bin (include/vigil/drift.h), which the server's drift monitor uses. */
 int vg_reference_bin(const struct vg_feature_ref *f, double v);
 
 #endif

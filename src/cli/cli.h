@@ -27,6 +27,7 @@ struct vg_cli_command {
 /* The subcommands (one per cmd_*.c file), in the order `vigil --help` lists them. */
 extern const struct vg_cli_command vg_cli_cmd_inspect;
 extern const struct vg_cli_command vg_cli_cmd_load;
+extern const struct vg_cli_command vg_cli_cmd_reference;
 extern const struct vg_cli_command vg_cli_cmd_run;
 extern const struct vg_cli_command vg_cli_cmd_serve;
 extern const struct vg_cli_command vg_cli_cmd_train;
@@ -57,5 +58,19 @@ void vg_json_str(FILE *f, const char *s);
 void vg_json_f32(FILE *f, float v);
 void vg_json_f64(FILE *f, double v);
 void vg_json_i64(FILE *f, int64_t v);
+
+/* ---- config.json's drift reference (reference_json.c) --------------------------------------- */
+
+struct cJSON;
+struct vg_reference;
+
+/*
+ * The "reference" object of config.json (docs/model-repository.md): "rows", "bins", one entry per
+ * feature (names in `features`, r's order) and "class_distribution" ({} when r has no class
+ * shares; else names in `classes`, r's order). A new cJSON tree the caller deletes; NULL when out
+ * of memory. `vigil train` and `vigil reference` both write it through here.
+ */
+struct cJSON *vg_cli_reference_json(const struct vg_reference *r, int rows,
+                                    const char *const *features, const char *const *classes);
 
 #endif

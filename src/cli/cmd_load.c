@@ -22,6 +22,8 @@
 #define MAX_BODY_FILE (16 * 1024 * 1024)
 #define POOL_VALID 4096
 #define POOL_ERROR 256
+/* --data rows, each a pre-built request of every valid kind */
+#define MAX_DATA_ROWS 1000000
 #define EXIT_TARGETS 3
 #define EXIT_INTERRUPTED 130
 
@@ -80,7 +82,24 @@ static const char load_usage[] =
     "  --spike-start D       when the spike begins, from the start of the measured run\n"
     "                        (default: a third of the duration)\n"
     "  --spike-length D      how long it lasts (default: a third of the duration)\n"
-    "  --seed N              seed of the drawn rows (default: 42)\n"
+    "  --data FILE.csv       send the rows of this CSV file (header row; columns named as the\n"
+    "                        model's features, other columns ignored) instead of rows drawn\n"
+    "                        from the reference: valid requests take them in order, request i\n"
+    "                        row i mod the number of rows (drift: with the drift features\n"
+    "                        shifted); the model then needs no reference\n"
+    "  --target COLUMN       with --data: the column of true labels (classes of the model, or\n"
+    "                        values for a regressor); the report gives the model's accuracy on\n"
+    "                        the rows sent\n"
+    "  --feedback F          send ground truth back: a share F in [0, 1] of the right answers\n"
+    "                        to measured prediction requests get POST URL/feedback\n"
+    "                        {\"id\": <the prediction's id>, \"label\": <its row's label>}\n"
+    "                        on the same connections, due when the answer arrived (needs --data\n"
+    "                        and --target); each answer must be 200 with the outcome the\n"
+    "                        generator expects (\"correct\" when the label sent is the predicted\n"
+    "                        class)\n"
+    "  --label-noise P       with --feedback: a share P in [0, 1] of the feedbacks carry another\n"
+    "                        class than the row's, drawn uniformly (default: 0)\n"
+    "  --seed N              seed of the drawn rows and noisy labels (default: 42)\n"
     "  --path PATH           the request path under the URL (default: /models/NAME/predict;\n"
     "                        raw mode: /)\n"
     "  --body FILE           raw mode: POST this file's bytes (default: GET without a body)\n"
@@ -116,6 +135,12 @@ static const char load_usage[] =
     "of: ok (valid, right answer), expected error (invalid, rightly refused), unexpected status,\n"
     "bad body (right status, wrong or garbled answer), connection error, timeout.\n"
     "\n"
+    "Feedback requests are not in the schedule: their counts, statuses and latency (from the\n"
+    "answer's arrival) are reported apart, and the rate and counts of the schedule are those of\n"
+    "the prediction requests. The report adds: feedbacks sent, accepted as correct and as\n"
+    "incorrect, the live accuracy the server should report (correct / (correct + incorrect)),\n"
+    "and the model's accuracy on the rows sent (predictions against --target, without noise).\n"
+    "\n"
     "Output: a table per request kind, the spike window and the total: requests sent, rate,\n"
     "err% (requests without a right 200 answer: refused as expected, or failed), failed\n"
     "(unexpected status, bad body, connection error or timeout), and the latency p50, p90, p99,\n"
@@ -133,6 +158,9 @@ static const char load_usage[] =
 
 struct load_opts {
     const char *url, *model, *path, *body_file, *method, *content_type;
+    const char *data, *target;
+    double feedback, label_noise;
+    int feedback_set, label_noise_set;
     const char *drift_features;
     const char *unavailable_model;
     const char *scenario_name;
@@ -235,6 +263,8 @@ static const char *const value_options[] = {
     "--body",          "--method",         "--content-type",
     "--expect-status", "--max-error-rate", "--max-p99",
     "--report",        "--dump",           "--unavailable-model",
+    "--data",          "--target",         "--feedback",
+    "--label-noise",
 };
 
 /* Applies option `a` (one of value_options) with value v; VG_CLI_USAGE on a bad value. */
@@ -349,6 +379,22 @@ static int set_option(struct load_opts *o, const char *a, const char *v)
     } else if (IS("--dump")) {
         if (parse_long_opt("--dump", v, 0, 10000000, &o->dump))
             return VG_CLI_USAGE;
+    } else if (IS("--data")) {
+        if (!v[0])
+            return vg_cli_usage_error(CMD, "--data: empty file name");
+        o->data = v;
+    } else if (IS("--target")) {
+        if (!v[0])
+            return vg_cli_usage_error(CMD, "--target: empty column name");
+        o->target = v;
+    } else if (IS("--feedback")) {
+        if (ratio_opt("--feedback", v, &o->feedback))
+            return VG_CLI_USAGE;
+        o->feedback_set = 1;
+    } else if (IS("--label-noise")) {
+        if (ratio_opt("--label-noise", v, &o->label_noise))
+            return VG_CLI_USAGE;
+        o->label_noise_set = 1;
     }
 #undef IS
     return 0;
@@ -412,6 +458,16 @@ static int parse_args(int argc, char **argv, struct load_opts *o)
         return vg_cli_usage_error(CMD, "--body, --method, --content-type and --expect-status are "
                                        "for raw mode, without --model");
     }
+    if (raw && (o->data || o->target || o->feedback_set || o->label_noise_set))
+        return vg_cli_usage_error(CMD, "--data, --target, --feedback and --label-noise need "
+                                       "--model");
+    if (o->target && !o->data)
+        return vg_cli_usage_error(CMD, "--target names a column of --data FILE.csv");
+    if (o->feedback_set && (!o->data || !o->target))
+        return vg_cli_usage_error(CMD, "--feedback needs --data FILE.csv and --target COLUMN: the "
+                                       "true label of each row sent");
+    if (o->label_noise_set && !o->feedback_set)
+        return vg_cli_usage_error(CMD, "--label-noise applies to --feedback");
     int spike = o->scenario == VG_SC_SPIKE || o->scenario == VG_SC_MIXED;
     int errors = o->scenario == VG_SC_ERRORS || o->scenario == VG_SC_MIXED;
     int drift = o->scenario == VG_SC_DRIFT || o->scenario == VG_SC_MIXED;
@@ -542,6 +598,54 @@ static void table_row(const char *name, const char *expect, const struct vg_load
            ms(vg_hist_percentile(h, 99.9)), ms(h->max_ns));
 }
 
+/* correct / (correct + incorrect): the live accuracy the server's feedback should give. */
+static double expected_live_accuracy(const struct vg_feedback_stats *f)
+{
+    uint64_t n = f->correct + f->incorrect;
+    return n ? (double)f->correct / (double)n : NAN;
+}
+
+/* The --data, --feedback and accuracy lines of the table. */
+static void print_feedback_lines(const struct load_opts *o, const struct vg_load_plan *plan,
+                                 const struct vg_load_result *r)
+{
+    const struct vg_feedback_stats *f = &r->feedback;
+    const struct vg_load_stats *g = &r->groups[VG_KIND_FEEDBACK];
+    if (plan->data)
+        printf("data         %s: %d rows%s%s%s, sent in order\n", o->data, plan->data->n_rows,
+               o->target ? ", labels from '" : "", o->target ? o->target : "",
+               o->target ? "'" : "");
+    if (plan->feedback_ratio > 0) {
+        printf("feedback     ratio %.6g, label noise %.6g: chosen %llu, sent %llu, unsent %llu, "
+               "failed %llu; accepted: ",
+               plan->feedback_ratio, plan->label_noise, (unsigned long long)f->selected,
+               (unsigned long long)g->sent, (unsigned long long)f->unsent,
+               (unsigned long long)failed_of(g));
+        if (!plan->spec->classification) {
+            printf("received %llu\n", (unsigned long long)f->received);
+        } else {
+            printf("correct %llu, incorrect %llu (%llu with a noisy label); expected live "
+                   "accuracy ",
+                   (unsigned long long)f->correct, (unsigned long long)f->incorrect,
+                   (unsigned long long)f->noisy);
+            if (f->correct + f->incorrect)
+                printf("%.6f\n", expected_live_accuracy(f));
+            else
+                printf("none (no feedback accepted)\n");
+        }
+    }
+    if (f->labelled) {
+        printf("accuracy     the model on the rows sent: %.6f (%llu of %llu right answers with "
+               "a label)",
+               (double)f->right / (double)f->labelled, (unsigned long long)f->right,
+               (unsigned long long)f->labelled);
+        if (f->correct + f->incorrect)
+            printf("; on the feedback rows, without noise: %.6f",
+                   (double)f->clean_right / (double)(f->selected ? f->selected : 1));
+        printf("\n");
+    }
+}
+
 static void print_table(const struct load_opts *o, const struct vg_load_plan *plan,
                         const struct vg_load_result *r)
 {
@@ -554,7 +658,7 @@ static void print_table(const struct load_opts *o, const struct vg_load_plan *pl
     printf("%-16s %9s %9s %6s %7s %8s %8s %8s %8s %8s %8s\n", "kind", "sent", "rate/s", "expect",
            "err%", "failed", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms");
     for (int k = 0; k < VG_KIND_COUNT; k++) {
-        if (!r->groups[k].sent)
+        if (!r->groups[k].sent || k == VG_KIND_FEEDBACK)
             continue;
         char expect[8];
         snprintf(expect, sizeof expect, "%d",
@@ -565,8 +669,13 @@ static void print_table(const struct load_opts *o, const struct vg_load_plan *pl
         table_row("(spike window)", "", &r->groups[VG_GROUP_SPIKE],
                   (double)plan->spike_len_ns / 1e9);
     table_row("total", "", t, r->send_seconds);
+    if (plan->feedback_ratio > 0)
+        table_row("feedback", "200", &r->groups[VG_KIND_FEEDBACK], r->send_seconds);
     printf("\n(err%%: requests without a right 200 answer, refused as expected or failed; "
-           "failed: unexpected status, bad body, connection error or timeout)\n\n");
+           "failed: unexpected status, bad body, connection error or timeout%s)\n\n",
+           plan->feedback_ratio > 0 ? "; feedback: POST /feedback, not in the total, its latency "
+                                      "from the arrival of the answer it follows"
+                                    : "");
 
     printf("requests     scheduled %llu, sent %llu, unsent %llu; answered %llu\n",
            (unsigned long long)r->scheduled, (unsigned long long)t->sent,
@@ -602,6 +711,7 @@ static void print_table(const struct load_opts *o, const struct vg_load_plan *pl
                (double)plan->warmup_ns / 1e9, (unsigned long long)r->warmup_scheduled,
                (unsigned long long)w->sent, (unsigned long long)failed_of(w));
     }
+    print_feedback_lines(o, plan, r);
     uint64_t all = t->sent + r->groups[VG_GROUP_WARMUP].sent;
     printf("cpu          %.2f s user, %.2f s system: %.1f us per request\n", r->cpu_user_s,
            r->cpu_sys_s, all ? (r->cpu_user_s + r->cpu_sys_s) * 1e6 / (double)all : 0.0);
@@ -675,6 +785,68 @@ static void json_histogram(const struct vg_hist *h)
     printf("]");
 }
 
+static void json_ratio(const char *key, uint64_t num, uint64_t den, const char *sep)
+{
+    printf("\"%s\":", key);
+    if (den)
+        vg_json_f64(stdout, (double)num / (double)den);
+    else
+        printf("null");
+    fputs(sep, stdout);
+}
+
+/* ,"data":{...},"feedback":{...},"model_accuracy":{...} when they apply. */
+static void json_feedback(const struct load_opts *o, const struct vg_load_plan *plan,
+                          const struct vg_load_result *r)
+{
+    const struct vg_feedback_stats *f = &r->feedback;
+    const struct vg_load_stats *g = &r->groups[VG_KIND_FEEDBACK];
+    if (plan->data) {
+        printf(",\"data\":{\"file\":");
+        vg_json_str(stdout, o->data);
+        printf(",\"rows\":%d,\"target\":", plan->data->n_rows);
+        if (o->target)
+            vg_json_str(stdout, o->target);
+        else
+            printf("null");
+        printf("}");
+    }
+    if (plan->feedback_ratio > 0) {
+        printf(",\"feedback\":{\"ratio\":%.6g,\"label_noise\":%.6g,", plan->feedback_ratio,
+               plan->label_noise);
+        json_u64("selected", f->selected, ",");
+        json_u64("sent", g->sent, ",");
+        json_u64("unsent", f->unsent, ",");
+        json_u64("answered", g->hist.total, ",");
+        json_u64("accepted", g->ok, ",");
+        json_u64("correct", f->correct, ",");
+        json_u64("incorrect", f->incorrect, ",");
+        json_u64("received", f->received, ",");
+        json_u64("noisy", f->noisy, ",");
+        json_u64("failed", failed_of(g), ",");
+        json_ratio("expected_live_accuracy", f->correct, f->correct + f->incorrect, ",");
+        json_ratio("clean_accuracy", f->clean_right, f->correct + f->incorrect ? f->selected : 0,
+                   ",");
+        printf("\"statuses\":{");
+        const char *sep = "";
+        for (int s = 0; s < VG_MAX_STATUS; s++)
+            if (f->statuses[s]) {
+                printf("%s\"%d\":", sep, s);
+                vg_json_i64(stdout, (int64_t)f->statuses[s]);
+                sep = ",";
+            }
+        printf("},\"requests\":");
+        json_stats(g, r->send_seconds, 200);
+        printf("}");
+    }
+    if (plan->data && plan->data->has_labels && plan->data->label_class) {
+        printf(",\"model_accuracy\":{");
+        json_u64("predictions", f->labelled, ",");
+        json_u64("right", f->right, ",");
+        json_ratio("accuracy", f->right, f->labelled, "}");
+    }
+}
+
 static void print_json(const struct load_opts *o, const struct vg_load_plan *plan,
                        const struct vg_load_result *r, const struct vg_load_model *m,
                        int exit_status)
@@ -746,7 +918,7 @@ static void print_json(const struct load_opts *o, const struct vg_load_plan *pla
     printf(",\"kinds\":{");
     sep = "";
     for (int k = 0; k < VG_KIND_COUNT; k++) {
-        if (!r->groups[k].sent)
+        if (!r->groups[k].sent || k == VG_KIND_FEEDBACK)
             continue;
         printf("%s", sep);
         vg_json_str(stdout, vg_load_kinds[k].name);
@@ -769,6 +941,7 @@ static void print_json(const struct load_opts *o, const struct vg_load_plan *pla
         json_stats(&r->groups[VG_GROUP_WARMUP], (double)plan->warmup_ns / 1e9, 0);
         printf("}");
     }
+    json_feedback(o, plan, r);
     uint64_t all = t->sent + r->groups[VG_GROUP_WARMUP].sent;
     printf(",\"cpu\":{\"user_s\":%.3f,\"system_s\":%.3f,\"us_per_request\":%.3f}", r->cpu_user_s,
            r->cpu_sys_s, all ? (r->cpu_user_s + r->cpu_sys_s) * 1e6 / (double)all : 0.0);
@@ -780,16 +953,17 @@ static void print_json(const struct load_opts *o, const struct vg_load_plan *pla
 static int verdict(const struct load_opts *o, const struct vg_load_result *r)
 {
     const struct vg_load_stats *t = &r->groups[VG_GROUP_TOTAL], *w = &r->groups[VG_GROUP_WARMUP];
-    uint64_t sent = t->sent + w->sent;
+    const struct vg_load_stats *fb = &r->groups[VG_KIND_FEEDBACK];
+    uint64_t sent = t->sent + w->sent + fb->sent;
     /* a connection the server refused or never completed is a failure as well */
-    uint64_t failed = failed_of(t) + failed_of(w) + r->connect_errors;
-    if (t->bad_body + w->bad_body > 0)
+    uint64_t failed = failed_of(t) + failed_of(w) + failed_of(fb) + r->connect_errors;
+    if (t->bad_body + w->bad_body + fb->bad_body > 0)
         return VG_CLI_FAIL;
     if (failed > 0 && (double)failed > o->max_error_rate * (double)sent)
         return VG_CLI_FAIL;
     if (r->interrupted)
         return EXIT_INTERRUPTED;
-    if (r->unsent + r->warmup_unsent > 0)
+    if (r->unsent + r->warmup_unsent + r->feedback.unsent > 0)
         return EXIT_TARGETS;
     if (o->max_p99_ns >= 0 && vg_hist_percentile(&t->hist, 99) > (uint64_t)o->max_p99_ns)
         return EXIT_TARGETS;
@@ -873,6 +1047,7 @@ static int load_run(int argc, char **argv)
         return rc;
     struct vg_url url;
     struct vg_load_model model = {0};
+    struct vg_load_data data = {0};
     struct vg_req_pool pools[VG_KIND_COUNT];
     struct vg_load_result *res = NULL;
     char msg[1024] = "";
@@ -904,7 +1079,9 @@ static int load_run(int argc, char **argv)
         .pools = pools,
         .raw_status = o.expect_status,
         .max_reports = o.report,
+        .seed = o.seed,
     };
+    vg_load_run_tag(plan.run_tag);
     if (o.model) {
         size_t cap = strlen(o.model) + 64;
         path = malloc(cap);
@@ -929,8 +1106,28 @@ static int load_run(int argc, char **argv)
                              o.url, path, status, info);
             goto out;
         }
-        if (vg_load_model_parse(info, o.model, &model, msg, sizeof msg)) {
+        if (vg_load_model_parse_opt(info, o.model, !o.data, &model, msg, sizeof msg)) {
             rc = vg_cli_fail(CMD, "%s", msg);
+            goto out;
+        }
+        if (o.data) {
+            if (vg_load_data_read(&model, o.data, o.target, &data, msg, sizeof msg)) {
+                rc = vg_cli_fail(CMD, "%s", msg);
+                goto out;
+            }
+            if (data.n_rows > MAX_DATA_ROWS) {
+                rc = vg_cli_fail(CMD, "--data %s: %d rows, more than the %d vigil load sends",
+                                 o.data, data.n_rows, MAX_DATA_ROWS);
+                goto out;
+            }
+            plan.data = &data;
+        }
+        if (o.label_noise > 0 && (!model.classification || model.n_classes < 2)) {
+            rc = vg_cli_usage_error(CMD,
+                                    "--label-noise: model '%s' %s, so there is no other label "
+                                    "to send",
+                                    o.model,
+                                    model.classification ? "has one class" : "is a regressor");
             goto out;
         }
         if (mark_drift(&model, o.drift_features)) {
@@ -953,11 +1150,20 @@ static int load_run(int argc, char **argv)
             .seed = o.seed,
             .pool_valid = POOL_VALID,
             .pool_error = POOL_ERROR,
+            .data = o.data ? &data : NULL,
         };
         if (vg_load_build_pools(&model, &url, &bp, pools, msg, sizeof msg)) {
             rc = vg_cli_fail(CMD, "%s", msg);
             goto out;
         }
+        if (o.feedback > 0 &&
+            vg_load_build_feedback_pool(&model, &data, &url, "/feedback", &pools[VG_KIND_FEEDBACK],
+                                        msg, sizeof msg)) {
+            rc = vg_cli_fail(CMD, "%s", msg);
+            goto out;
+        }
+        plan.feedback_ratio = o.feedback;
+        plan.label_noise = o.label_noise;
         class_names = calloc((size_t)model.n_classes + 1, sizeof *class_names);
         if (!class_names) {
             rc = vg_cli_fail(CMD, "out of memory");
@@ -1023,9 +1229,9 @@ static int load_run(int argc, char **argv)
         fprintf(stderr, "vigil load: %s\n",
                 rc == VG_CLI_FAIL        ? "FAILED: wrong answers or failed requests (see above)"
                 : rc == EXIT_INTERRUPTED ? "interrupted"
-                : res->unsent > 0        ? "target missed: requests left unsent (the schedule "
-                                           "could not be kept)"
-                                         : "target missed: p99 above --max-p99");
+                : res->unsent + res->feedback.unsent > 0
+                    ? "target missed: requests left unsent (the schedule could not be kept)"
+                    : "target missed: p99 above --max-p99");
         (void)t;
     }
 out:
@@ -1033,6 +1239,7 @@ out:
     for (int k = 0; k < VG_KIND_COUNT; k++)
         vg_req_pool_release(&pools[k]);
     vg_load_model_release(&model);
+    vg_load_data_release(&data);
     free(class_names);
     free(info);
     free(body);

@@ -1,6 +1,6 @@
 /*
- * `vigil serve`: configuration -> metrics registry -> model store -> HTTP daemon, then wait for
- * a signal and shut down gracefully (docs/serving.md).
+ * `vigil serve`: configuration -> metrics registry -> model store -> drift monitors -> HTTP
+ * daemon, then wait for a signal and shut down gracefully (docs/serving.md).
  *
  * Signals: SIGTERM and SIGINT are blocked before any thread exists, so every thread (the
  * libmicrohttpd workers, the session pools' helpers if any) inherits the mask and only the main
@@ -157,6 +157,10 @@ static int serve_run(int argc, char **argv)
     }
     store_open = 1;
     store.max_batch_rows = cfg.max_batch_rows;
+    if (vg_quality_attach(&store, &cfg, &registry, &err)) {
+        vg_log("error", "cannot set up drift monitoring: %s", err.msg);
+        goto out;
+    }
     if (vg_server_start(&srv, &cfg, &store, &registry, &err)) {
         vg_log("error", "%s", err.msg);
         goto out;

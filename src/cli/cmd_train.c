@@ -693,25 +693,10 @@ static cJSON *config_json(struct jb *j, const struct run_facts *r, int64_t versi
 
     jadd(j, c, "metrics", metrics_json(j, r->metrics, ds, r->have_metrics));
 
-    cJSON *ref = jadd(j, c, "reference", cJSON_CreateObject());
-    jnum(j, ref, "rows", r->n_train);
-    jnum(j, ref, "bins", VG_REF_BINS);
-    cJSON *rf = jadd(j, ref, "features", cJSON_CreateObject());
-    for (int f = 0; f < ds->n_features; f++) {
-        const struct vg_feature_ref *fr = &r->ref->features[f];
-        cJSON *fo = jadd(j, rf, ds->feature_names[f], cJSON_CreateObject());
-        jadd(j, fo, "bin_edges", cJSON_CreateDoubleArray(fr->edges, VG_REF_BINS + 1));
-        jadd(j, fo, "bin_shares", cJSON_CreateDoubleArray(fr->shares, VG_REF_BINS));
-        jnum(j, fo, "below", fr->below);
-        jnum(j, fo, "above", fr->above);
-        jnum(j, fo, "mean", fr->mean);
-        jnum(j, fo, "std", fr->std);
-        jnum(j, fo, "min", fr->min);
-        jnum(j, fo, "max", fr->max);
-    }
-    cJSON *cd = jadd(j, ref, "class_distribution", cJSON_CreateObject());
-    for (int k = 0; cls && k < r->ref->n_classes; k++)
-        jnum(j, cd, ds->class_names[k], r->ref->class_shares[k]);
+    /* A regression reference has no class shares: its class_distribution is {}. */
+    jadd(j, c, "reference",
+         vg_cli_reference_json(r->ref, r->n_train, (const char *const *)ds->feature_names,
+                               (const char *const *)ds->class_names));
     return c;
 }
 

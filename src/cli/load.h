@@ -6,7 +6,8 @@
  *   load_http.c    URL parsing, the HTTP/1.1 response parser, one blocking GET
  *   load_check.c   allocation-free JSON validation and the checks of every answer
  *   load_bodies.c  the model's description (GET /models/{m}), feature sampling from the training
- *                  reference, and the pools of pre-built requests, one per request kind
+ *                  reference or rows of a labelled CSV file (--data), and the pools of pre-built
+ *                  requests, one per request kind (feedback included)
  *   load_engine.c  the open-loop schedule and the epoll loop (one per thread)
  *   cmd_load.c     options, the summary table and the JSON output, exit codes
  *
@@ -120,8 +121,20 @@ struct vg_answer_spec {
  */
 int vg_check_prediction(const struct vg_answer_spec *spec, const char *body, size_t len,
                         const char *want_id, size_t want_id_len, const char **why);
+/* The same, also giving the index of the predicted class in *pred_class (-1 for regression). */
+int vg_check_prediction_class(const struct vg_answer_spec *spec, const char *body, size_t len,
+                              const char *want_id, size_t want_id_len, int *pred_class,
+                              const char **why);
 /* An error answer: a JSON object with a non-empty string "error". 0 or -1 with *why. */
 int vg_check_error_body(const char *body, size_t len, const char **why);
+/*
+ * A 200 answer to POST /feedback with one object (the contract of docs/load-generator.md): a JSON
+ * object whose "id" is the prediction's id (pred_id), "model" the model, a numeric "version" and
+ * "outcome" the string want_outcome ("correct", "incorrect" or "received"). 0 or -1 with *why.
+ */
+int vg_check_feedback(const struct vg_answer_spec *spec, const char *body, size_t len,
+                      const char *pred_id, size_t pred_id_len, const char *want_outcome,
+                      const char **why);
 
 /* ---- the model and the request pools (load_bodies.c) --------------------------------------- */
 
@@ -151,7 +164,34 @@ struct vg_load_model {
  */
 int vg_load_model_parse(const char *json, const char *name, struct vg_load_model *m, char *msg,
                         size_t msg_cap);
+/* Same, where a model without a reference is accepted (need_reference 0): the feature
+ * distributions are then left zero, for vg_load_data_read to fill from the data. */
+int vg_load_model_parse_opt(const char *json, const char *name, int need_reference,
+                            struct vg_load_model *m, char *msg, size_t msg_cap);
 void vg_load_model_release(struct vg_load_model *m);
+
+/*
+ * Rows of a CSV file (--data) to send instead of rows drawn from the reference: the model's
+ * features (columns of those names, read by the training CSV reader, src/train/csv.c) and, with
+ * a target column, each row's true label: the model's class index (classification) or value.
+ */
+struct vg_load_data {
+    int n_rows, n_features;
+    float *x; /* [n_rows * n_features], the model's feature order */
+    int has_labels;
+    int32_t *label_class; /* classification: index into the model's classes */
+    double *label_value;  /* regression */
+};
+
+/*
+ * Reads path with the model's features and, when target is not NULL, its labels (classes must be
+ * classes of the model). A model without a reference gets its features' mean, std, min and max
+ * from the data (used to shift drift rows). Returns 0, or -1 with a message naming the file,
+ * line and column. vg_load_data_release frees what was filled, in either case.
+ */
+int vg_load_data_read(struct vg_load_model *m, const char *path, const char *target,
+                      struct vg_load_data *d, char *msg, size_t msg_cap);
+void vg_load_data_release(struct vg_load_data *d);
 
 enum vg_load_kind {
     VG_KIND_NORMAL,        /* features drawn from the reference */
@@ -166,6 +206,8 @@ enum vg_load_kind {
                               --unavailable-model: the one server-side failure a healthy server
                               gives on purpose) */
     VG_KIND_RAW,           /* --body / --path without a model: status check only */
+    VG_KIND_FEEDBACK,      /* POST /feedback with a prediction's true label (--feedback): not
+                              in the schedule, sent after the answer it follows, counted apart */
     VG_KIND_COUNT
 };
 
@@ -180,13 +222,23 @@ struct vg_kind_info {
 };
 extern const struct vg_kind_info vg_load_kinds[VG_KIND_COUNT];
 
+/*
+ * Request ids: "load-TTTTTT-NNNNNNNNNNN", a 6-character tag of the run (base 36, from the clock
+ * and the pid) and the request number mod 10^11, so that runs against the same server never
+ * reuse an id (the server keeps predictions by id for feedback). Feedback requests carry
+ * "fdbk-TTTTTT-NNNNNNNNNNN" with the number of the prediction they are about.
+ */
+#define VG_LOAD_TAG_LEN 6
+#define VG_LOAD_ID_LEN 23
+
 /* Pre-built requests of one kind: complete HTTP/1.1 request bytes, each with a request id
- * placeholder of VG_LOAD_ID_LEN characters at id_off[i] that the sender overwrites. */
-#define VG_LOAD_ID_LEN 16
+ * placeholder of VG_LOAD_ID_LEN characters at id_off[i] that the sender overwrites; feedback
+ * requests have a second one, the prediction's id in the body, at id2_off[i]. */
 struct vg_req_pool {
     char *bytes;
-    uint32_t *off, *len, *id_off;
+    uint32_t *off, *len, *id_off, *id2_off; /* id2_off: NULL but for the feedback pool */
     int n;
+    int cycle; /* request number seq sends request seq % n (rows of --data, in order) */
     size_t max_len;
 };
 
@@ -196,7 +248,10 @@ struct vg_body_params {
     const char *unavailable_path; /* the same for a model that failed to load, or NULL */
     double drift_shift;           /* in reference standard deviations */
     uint64_t seed;
-    int pool_valid, pool_error; /* requests per pool: valid kinds, error kinds */
+    int pool_valid, pool_error;      /* requests per pool: valid kinds, error kinds */
+    const struct vg_load_data *data; /* NULL: rows drawn from the reference; else valid kinds
+                                        send these rows in order (one request per row) and the
+                                        others take their rows from them too */
 };
 
 /* Builds the pool of every model kind (NORMAL .. EMPTY_BODY). Returns 0 or -1 with a message. */
@@ -207,13 +262,25 @@ int vg_load_build_pools(const struct vg_load_model *m, const struct vg_url *u,
 int vg_load_build_raw_pool(const struct vg_url *u, const char *method, const char *path,
                            const char *body, size_t body_len, const char *content_type,
                            struct vg_req_pool *pool, char *msg, size_t msg_cap);
+/*
+ * The feedback pool: POST base+path {"id": "<prediction id placeholder>", "label": L}, one request
+ * per class (classification, L the class name) or per row of d (regression, L its value).
+ */
+int vg_load_build_feedback_pool(const struct vg_load_model *m, const struct vg_load_data *d,
+                                const struct vg_url *u, const char *path, struct vg_req_pool *pool,
+                                char *msg, size_t msg_cap);
 void vg_req_pool_release(struct vg_req_pool *p);
-/* Which of the pool's requests request number seq sends (a fixed scramble of seq). */
+/* Which of the pool's requests request number seq sends: seq % n for a cycled pool, else a fixed
+ * scramble of seq. */
 int vg_req_pool_pick(const struct vg_req_pool *p, uint64_t seq);
 /* The body of request i of a pool (after the header block) and its length. */
 const char *vg_req_pool_body(const struct vg_req_pool *p, int i, size_t *len);
-/* Writes the request id of request number seq: "load-" and 11 decimal digits (mod 10^11). */
-void vg_load_format_id(char out[VG_LOAD_ID_LEN], uint64_t seq);
+/* A run's tag: VG_LOAD_TAG_LEN characters [0-9a-z] from the real-time clock and the pid. */
+void vg_load_run_tag(char tag[VG_LOAD_TAG_LEN]);
+/* Writes a request id: prefix (4 characters, "load" or "fdbk"), '-', the tag, '-', and seq as 11
+ * decimal digits (mod 10^11). */
+void vg_load_format_id(char out[VG_LOAD_ID_LEN], const char *prefix,
+                       const char tag[VG_LOAD_TAG_LEN], uint64_t seq);
 
 /* ---- the run (load_engine.c) --------------------------------------------------------------- */
 
@@ -254,6 +321,27 @@ struct vg_load_plan {
     const struct vg_answer_spec *spec;
     int raw_status;  /* the right status of raw requests */
     int max_reports; /* wrong answers described on stderr at most (the first ones) */
+    char run_tag[VG_LOAD_TAG_LEN];
+    /* --data: the rows valid requests send (request seq: row seq % n_rows), NULL without */
+    const struct vg_load_data *data;
+    /* --feedback: after a right answer to a measured valid request, a share feedback_ratio of
+       them get POST /feedback with the row's label (a wrong class for a share label_noise) */
+    double feedback_ratio; /* 0: no feedback */
+    double label_noise;
+    uint64_t seed; /* of the wrong classes of noisy labels */
+};
+
+/* Feedback figures (counts of requests are in the VG_KIND_FEEDBACK group). */
+struct vg_feedback_stats {
+    uint64_t selected; /* right answers chosen for feedback */
+    uint64_t unsent;   /* of those, never sent (the drain time ran out, or the queue was full) */
+    uint64_t noisy;    /* feedbacks sent with a wrong label on purpose */
+    uint64_t correct, incorrect, received; /* accepted: 200 with the outcome expected */
+    uint64_t clean_right;                  /* sent feedbacks whose row's true label is the
+                                              predicted class (accuracy without the noise) */
+    uint64_t labelled, right; /* measured predictions answered right whose row has a label; of
+                                 those, predicted the row's label (the model's accuracy) */
+    uint64_t statuses[VG_MAX_STATUS]; /* feedback answers by status */
 };
 
 struct vg_load_result {
@@ -270,6 +358,7 @@ struct vg_load_result {
     double elapsed_seconds;       /* from the start of the measured part to the last answer */
     double cpu_user_s, cpu_sys_s; /* this process during the run */
     int interrupted;
+    struct vg_feedback_stats feedback;
 };
 
 /*

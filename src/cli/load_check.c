@@ -374,7 +374,7 @@ struct span {
 };
 
 struct answer {
-    struct span id, model, version, prediction, probabilities, error;
+    struct span id, model, version, prediction, probabilities, error, outcome;
 };
 
 static void on_answer_member(void *ctx, const char *key, size_t key_len, const char *v, size_t n)
@@ -393,6 +393,8 @@ static void on_answer_member(void *ctx, const char *key, size_t key_len, const c
         a->probabilities = s;
     else if (is_key(key, key_len, "error"))
         a->error = s;
+    else if (is_key(key, key_len, "outcome"))
+        a->outcome = s;
 }
 
 struct probs {
@@ -443,29 +445,50 @@ static void on_prob_member(void *ctx, const char *key, size_t key_len, const cha
     }
 }
 
-int vg_check_prediction(const struct vg_answer_spec *spec, const char *body, size_t len,
-                        const char *want_id, size_t want_id_len, const char **why)
+/* The members every answer about a prediction has: "id" (want_id), "model", numeric "version". */
+static int check_identity(const struct vg_answer_spec *spec, const struct answer *a,
+                          const char *want_id, size_t want_id_len, const char *wrong_id,
+                          const char **why)
 {
-    struct answer a = {0};
-    if (len == 0 || body[0] != '{' || walk(body, len, on_answer_member, &a)) {
-        *why = "the body is not a JSON object";
-        return -1;
-    }
-    if (!a.id.v || a.id.n != want_id_len + 2 || a.id.v[0] != '"' ||
-        memcmp(a.id.v + 1, want_id, want_id_len)) {
-        *why = a.id.v ? "\"id\" is not the request's id" : "no \"id\"";
+    if (!a->id.v || a->id.n != want_id_len + 2 || a->id.v[0] != '"' ||
+        memcmp(a->id.v + 1, want_id, want_id_len)) {
+        *why = a->id.v ? wrong_id : "no \"id\"";
         return -1;
     }
     size_t model_len = strlen(spec->model);
-    if (!a.model.v || a.model.n != model_len + 2 || memcmp(a.model.v + 1, spec->model, model_len)) {
+    if (!a->model.v || a->model.n != model_len + 2 ||
+        memcmp(a->model.v + 1, spec->model, model_len)) {
         *why = "\"model\" is not the model's name";
         return -1;
     }
     double x;
-    if (!a.version.v || number_value(a.version.v, a.version.n, &x)) {
+    if (!a->version.v || number_value(a->version.v, a->version.n, &x)) {
         *why = "\"version\" is missing or not a number";
         return -1;
     }
+    return 0;
+}
+
+int vg_check_prediction(const struct vg_answer_spec *spec, const char *body, size_t len,
+                        const char *want_id, size_t want_id_len, const char **why)
+{
+    int pred_class;
+    return vg_check_prediction_class(spec, body, len, want_id, want_id_len, &pred_class, why);
+}
+
+int vg_check_prediction_class(const struct vg_answer_spec *spec, const char *body, size_t len,
+                              const char *want_id, size_t want_id_len, int *pred_class,
+                              const char **why)
+{
+    struct answer a = {0};
+    *pred_class = -1;
+    if (len == 0 || body[0] != '{' || walk(body, len, on_answer_member, &a)) {
+        *why = "the body is not a JSON object";
+        return -1;
+    }
+    if (check_identity(spec, &a, want_id, want_id_len, "\"id\" is not the request's id", why))
+        return -1;
+    double x;
     if (!a.prediction.v) {
         *why = "no \"prediction\"";
         return -1;
@@ -502,6 +525,36 @@ int vg_check_prediction(const struct vg_answer_spec *spec, const char *body, siz
     }
     if (p.value_of_label < p.max - 1e-6) {
         *why = "the predicted class is not among the most probable";
+        return -1;
+    }
+    *pred_class = p.label;
+    return 0;
+}
+
+int vg_check_feedback(const struct vg_answer_spec *spec, const char *body, size_t len,
+                      const char *pred_id, size_t pred_id_len, const char *want_outcome,
+                      const char **why)
+{
+    struct answer a = {0};
+    if (len == 0 || body[0] != '{' || walk(body, len, on_answer_member, &a)) {
+        *why = "the feedback answer is not a JSON object";
+        return -1;
+    }
+    if (check_identity(spec, &a, pred_id, pred_id_len, "\"id\" is not the prediction's id", why))
+        return -1;
+    size_t n = strlen(want_outcome);
+    if (!a.outcome.v || a.outcome.v[0] != '"') {
+        *why = "no \"outcome\" string";
+        return -1;
+    }
+    if (a.outcome.n != n + 2 || memcmp(a.outcome.v + 1, want_outcome, n)) {
+        /* the two outcomes the generator can tell apart: it knows the label it sent and the
+           class the model predicted */
+        *why = !strcmp(want_outcome, "correct")     ? "\"outcome\" is not \"correct\" (the label "
+                                                      "sent is the predicted class)"
+               : !strcmp(want_outcome, "incorrect") ? "\"outcome\" is not \"incorrect\" (the "
+                                                      "label sent is not the predicted class)"
+                                                    : "\"outcome\" is not the one expected";
         return -1;
     }
     return 0;

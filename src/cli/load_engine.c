@@ -27,6 +27,16 @@
  * End of the run: once the schedule is over, requests still waiting for a connection keep
  * being sent for up to --timeout (their latency keeps growing); what is left after that counts
  * as unsent. Answers in flight get their own --timeout.
+ *
+ * Feedback (--feedback): a right answer to a measured valid request whose row has a label may be
+ * chosen (the j-th right answer of a thread is when floor((j+1)F) > floor(jF), F the ratio, so
+ * exactly floor(n F) of a thread's n are). Its feedback, POST /feedback with the row's label (for
+ * the noisy ones, chosen the same way with the --label-noise share, another class drawn from a
+ * hash of the seed and the request number), becomes due when the answer arrived and waits in a
+ * queue; a free connection takes a waiting feedback before the next scheduled request, so the
+ * queue holds at most about one entry per connection. It is not part of the schedule: its
+ * counts and latency (from the answer's arrival) are its own, and the rate and counts of the
+ * scheduled requests are those of the prediction requests alone.
  */
 #include <errno.h>
 #include <math.h>
@@ -66,6 +76,8 @@ struct conn {
     int warmup, spike;
     int64_t due_ns, sent_ns, connect_ns, retry_ns;
     int64_t rx_ns; /* kernel receive time of the answer's latest bytes (CLOCK_MONOTONIC), 0 */
+    uint64_t seq;  /* the request number (a feedback: of the prediction it is about) */
+    int fb_expect; /* a feedback: the outcome expected (enum fb_outcome) */
     char id[VG_LOAD_ID_LEN];
     char *out;
     size_t out_len, out_done;
@@ -75,6 +87,18 @@ struct conn {
 };
 
 struct shared;
+
+/* What a feedback's answer must say: "correct" when the label sent is the predicted class. */
+enum fb_outcome { FB_INCORRECT, FB_CORRECT, FB_RECEIVED };
+static const char *const fb_outcome_names[] = {"incorrect", "correct", "received"};
+
+/* A feedback waiting for a connection. */
+struct pending_fb {
+    uint64_t seq;  /* the prediction's request number */
+    int32_t label; /* the feedback pool's request: a class, or a row (regression) */
+    int8_t expect;
+    int64_t due_ns;
+};
 
 struct worker {
     pthread_t thread;
@@ -91,6 +115,11 @@ struct worker {
        idle the longest, so at a low rate every connection is used in turn and none sits idle
        until the server's idle timeout closes it (which races with a request sent on it). */
     int *idle, idle_head, n_idle, n_busy;
+    /* feedback waiting for a connection: a FIFO ring of n_pending from pending[pending_head] */
+    struct pending_fb *pending;
+    int pending_cap, pending_head, n_pending;
+    uint64_t fb_right_answers, fb_sent_count; /* for the choice of feedbacks and noisy labels */
+    struct vg_feedback_stats fb;
     uint64_t next_due;  /* this worker's next request index not yet due */
     uint64_t next_send; /* its next due request not yet sent */
     uint64_t end;       /* its requests are those below end (lowered by an interruption) */
@@ -346,7 +375,13 @@ static void finish_request(struct worker *w, struct conn *c, enum outcome o, int
 {
     int answered = o != O_CONN_ERROR && o != O_TIMEOUT;
     uint64_t latency = answered && now > c->due_ns ? (uint64_t)(now - c->due_ns) : 0;
-    if (c->warmup) {
+    if (c->kind == VG_KIND_FEEDBACK) {
+        count(&w->groups[VG_KIND_FEEDBACK], o);
+        if (answered)
+            vg_hist_record(&w->groups[VG_KIND_FEEDBACK].hist, latency);
+        if (status > 0 && status < VG_MAX_STATUS)
+            w->fb.statuses[status]++;
+    } else if (c->warmup) {
         count(&w->groups[VG_GROUP_WARMUP], o);
         if (answered)
             vg_hist_record(&w->groups[VG_GROUP_WARMUP].hist, latency);
@@ -382,6 +417,65 @@ static void fail_request(struct worker *w, struct conn *c, enum outcome o, const
     drop_conn(w, c, now);
 }
 
+/* 1 for the m-th of a sequence when floor((m + 1) share) > floor(m share): exactly floor(n share)
+ * of the first n are chosen, evenly spread. */
+static int chosen(uint64_t m, double share)
+{
+    return floor((double)(m + 1) * share) > floor((double)m * share);
+}
+
+static uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/*
+ * After a right answer to measured valid request c->seq, predicting class pred (-1: regression):
+ * counts the model's accuracy on the row's label and, when this answer is chosen for feedback,
+ * queues the feedback, due at `now` (the answer's arrival).
+ */
+static void after_prediction(struct worker *w, const struct conn *c, int pred, int64_t now)
+{
+    const struct vg_load_plan *p = w->sh->plan;
+    const struct vg_load_data *d = p->data;
+    if (!d || !d->has_labels)
+        return;
+    int row = vg_req_pool_pick(&p->pools[c->kind], c->seq);
+    int truth = d->label_class ? d->label_class[row] : -1;
+    if (truth >= 0) {
+        w->fb.labelled++;
+        w->fb.right += pred == truth;
+    }
+    if (!(p->feedback_ratio > 0) || !chosen(w->fb_right_answers++, p->feedback_ratio))
+        return;
+    w->fb.selected++;
+    struct pending_fb f = {.seq = c->seq, .due_ns = now};
+    if (truth < 0) {
+        f.label = row; /* regression: the feedback pool has one request per row */
+        f.expect = FB_RECEIVED;
+    } else {
+        int label = truth, n_classes = p->spec->n_classes;
+        if (n_classes > 1 && p->label_noise > 0 && chosen(w->fb_sent_count, p->label_noise)) {
+            /* another class, uniformly */
+            int other = (int)(mix64(p->seed ^ (c->seq * 0x9e3779b97f4a7c15ULL)) %
+                              (uint64_t)(n_classes - 1));
+            label = other >= truth ? other + 1 : other;
+            w->fb.noisy++;
+        }
+        w->fb_sent_count++;
+        w->fb.clean_right += truth == pred;
+        f.label = label;
+        f.expect = label == pred ? FB_CORRECT : FB_INCORRECT;
+    }
+    if (w->n_pending == w->pending_cap) {
+        w->fb.unsent++; /* cannot happen with the queue's size, see the top of the file */
+        return;
+    }
+    w->pending[(w->pending_head + w->n_pending++) % w->pending_cap] = f;
+}
+
 /* A complete response is in c->in: check it against the request's kind. */
 static void on_response(struct worker *w, struct conn *c, int64_t now)
 {
@@ -390,7 +484,11 @@ static void on_response(struct worker *w, struct conn *c, int64_t now)
     const struct vg_kind_info *k = &vg_load_kinds[c->kind];
     const char *body = c->in + r->body_off;
     const char *why = NULL;
+    int pred = -1;
     enum outcome o;
+    char pred_id[VG_LOAD_ID_LEN];
+    if (c->kind == VG_KIND_FEEDBACK)
+        vg_load_format_id(pred_id, "load", p->run_tag, c->seq);
     int expected = c->kind == VG_KIND_RAW ? p->raw_status : k->expected_status;
     if (r->status != expected) {
         o = O_UNEXPECTED_STATUS;
@@ -405,11 +503,15 @@ static void on_response(struct worker *w, struct conn *c, int64_t now)
             why = "the X-Request-Id header is not the request's id";
         else if (c->kind == VG_KIND_RAW)
             why = NULL;
+        else if (c->kind == VG_KIND_FEEDBACK)
+            vg_check_feedback(p->spec, body, r->body_len, pred_id, VG_LOAD_ID_LEN,
+                              fb_outcome_names[c->fb_expect], &why);
         else if (k->valid)
-            vg_check_prediction(p->spec, body, r->body_len, c->id, VG_LOAD_ID_LEN, &why);
+            vg_check_prediction_class(p->spec, body, r->body_len, c->id, VG_LOAD_ID_LEN, &pred,
+                                      &why);
         else
             vg_check_error_body(body, r->body_len, &why);
-        o = why ? O_BAD_BODY : k->valid ? O_OK : O_EXPECTED_ERROR;
+        o = why ? O_BAD_BODY : k->valid || c->kind == VG_KIND_FEEDBACK ? O_OK : O_EXPECTED_ERROR;
         if (why) {
             char what[160];
             snprintf(what, sizeof what, "wrong answer (status %d): %s", r->status, why);
@@ -417,6 +519,12 @@ static void on_response(struct worker *w, struct conn *c, int64_t now)
         }
     }
     finish_request(w, c, o, r->status, now);
+    if (o == O_OK && c->kind == VG_KIND_FEEDBACK) {
+        uint64_t *by_outcome[] = {&w->fb.incorrect, &w->fb.correct, &w->fb.received};
+        (*by_outcome[c->fb_expect])++;
+    } else if (o == O_OK && k->valid && c->kind != VG_KIND_RAW && !c->warmup) {
+        after_prediction(w, c, pred, now);
+    }
     c->in_len = 0;
     /* Closed after an answer the server ends the connection with, a wrong one (the stream may
        be out of step), or one that came before the whole request was written. */
@@ -558,12 +666,50 @@ static void on_connected(struct worker *w, struct conn *c, int64_t now)
 
 /* ---- sending ------------------------------------------------------------------------------ */
 
-/* Sends due requests while connections are free. */
+/* Starts sending the request already copied into c->out. */
+static void start_request(struct worker *w, struct conn *c, int64_t due_abs, int64_t now)
+{
+    c->due_ns = due_abs;
+    c->sent_ns = now;
+    c->state = C_BUSY;
+    w->n_busy++;
+    vg_http_resp_reset(&c->resp);
+    c->in_len = 0;
+    c->rx_ns = 0;
+}
+
+/* Sends the oldest waiting feedback on a free connection. */
+static void send_feedback(struct worker *w, int64_t now)
+{
+    const struct vg_load_plan *p = w->sh->plan;
+    struct pending_fb f = w->pending[w->pending_head];
+    w->pending_head = (w->pending_head + 1) % w->pending_cap;
+    w->n_pending--;
+    struct conn *c = pop_idle(w);
+    const struct vg_req_pool *pool = &p->pools[VG_KIND_FEEDBACK];
+    c->kind = VG_KIND_FEEDBACK;
+    c->warmup = c->spike = 0;
+    c->seq = f.seq;
+    c->fb_expect = f.expect;
+    c->out_len = pool->len[f.label];
+    c->out_done = 0;
+    memcpy(c->out, pool->bytes + pool->off[f.label], c->out_len);
+    vg_load_format_id(c->id, "fdbk", p->run_tag, f.seq);
+    memcpy(c->out + pool->id_off[f.label], c->id, VG_LOAD_ID_LEN);
+    vg_load_format_id(c->out + pool->id2_off[f.label], "load", p->run_tag, f.seq);
+    start_request(w, c, f.due_ns, now);
+    w->groups[VG_KIND_FEEDBACK].sent++;
+    write_out(w, c, now);
+}
+
+/* Sends waiting feedback, then due requests, while connections are free. */
 static void dispatch(struct worker *w, int64_t now)
 {
     struct shared *sh = w->sh;
     const struct vg_load_plan *p = sh->plan;
     uint64_t step = (uint64_t)sh->n_workers;
+    while (w->n_pending > 0 && w->n_idle > 0)
+        send_feedback(w, now);
     while (w->next_send < w->next_due && w->n_idle > 0) {
         uint64_t i = w->next_send;
         w->next_send += step;
@@ -575,15 +721,10 @@ static void dispatch(struct worker *w, int64_t now)
         c->out_len = pool->len[which];
         c->out_done = 0;
         memcpy(c->out, pool->bytes + pool->off[which], c->out_len);
-        vg_load_format_id(c->id, i);
+        vg_load_format_id(c->id, "load", p->run_tag, i);
         memcpy(c->out + pool->id_off[which], c->id, VG_LOAD_ID_LEN);
-        c->due_ns = sh->t0 + due;
-        c->sent_ns = now;
-        c->state = C_BUSY;
-        w->n_busy++;
-        vg_http_resp_reset(&c->resp);
-        c->in_len = 0;
-        c->rx_ns = 0;
+        c->seq = i;
+        start_request(w, c, sh->t0 + due, now);
         int64_t lag = now - c->due_ns;
         if (c->warmup) {
             w->groups[VG_GROUP_WARMUP].sent++;
@@ -642,6 +783,8 @@ static void drop_backlog(struct worker *w)
         else
             w->unsent++;
     }
+    w->fb.unsent += (uint64_t)w->n_pending;
+    w->n_pending = 0;
 }
 
 /* Timeouts of requests and connection attempts; reopening of connections that are down. */
@@ -753,7 +896,7 @@ static void *worker_main(void *arg)
         advance_due(w, now);
         int64_t drain_end = w->stop_ns + p->timeout_ns;
         if (now >= drain_end && w->next_due >= w->end)
-            drop_backlog(w);
+            drop_backlog(w); /* and the feedback still waiting */
         dispatch(w, now);
         uint64_t step = (uint64_t)sh->n_workers;
         atomic_store_explicit(&w->pub_backlog, (w->next_due - w->next_send) / step,
@@ -767,7 +910,8 @@ static void *worker_main(void *arg)
             while (w->next_progress <= now)
                 w->next_progress += NS;
         }
-        if (w->next_due >= w->end && w->next_send >= w->next_due && w->n_busy == 0)
+        if (w->next_due >= w->end && w->next_send >= w->next_due && w->n_busy == 0 &&
+            w->n_pending == 0)
             break;
         int64_t wake = w->next_check;
         int defer_reads = 0;
@@ -777,12 +921,13 @@ static void *worker_main(void *arg)
             if (due < wake)
                 wake = due;
             /* answers may wait for the next send when it is close, and no request is waiting
-               for the connection an answer would free */
+               for the connection an answer would free; not with feedback, which an answer
+               makes due at once */
             defer_reads = w->rx_stamps && due == wake && due - now <= DEFER_MAX_NS &&
-                          w->next_send >= w->next_due;
+                          w->next_send >= w->next_due && !(p->feedback_ratio > 0);
         }
-        if (w->next_send < w->next_due && w->n_idle == 0 && drain_end < wake &&
-            w->next_due >= w->end)
+        if ((w->next_send < w->next_due || w->n_pending > 0) && w->n_idle == 0 &&
+            drain_end < wake && w->next_due >= w->end)
             wake = drain_end;
         if (w->index == 0 && p->progress && w->next_progress < wake)
             wake = w->next_progress;
@@ -851,7 +996,11 @@ static int worker_init(struct worker *w, struct shared *sh, int index, int n_con
     w->n_conns = n_conns;
     w->conns = calloc((size_t)n_conns, sizeof *w->conns);
     w->idle = calloc((size_t)n_conns, sizeof *w->idle);
-    if (w->ep < 0 || w->timer_fd < 0 || !w->conns || !w->idle)
+    /* a feedback is queued by an answer, which frees a connection that takes the oldest one:
+       the queue holds about one per connection, of those closed after their answer */
+    w->pending_cap = 2 * n_conns + 64;
+    w->pending = calloc((size_t)w->pending_cap, sizeof *w->pending);
+    if (w->ep < 0 || w->timer_fd < 0 || !w->conns || !w->idle || !w->pending)
         return -1;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
     if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->timer_fd, &ev))
@@ -885,6 +1034,7 @@ static void worker_release(struct worker *w)
     }
     free(w->conns);
     free(w->idle);
+    free(w->pending);
     if (w->ep >= 0)
         close(w->ep);
     if (w->timer_fd >= 0)
@@ -901,6 +1051,21 @@ static void merge_stats(struct vg_load_stats *d, const struct vg_load_stats *s)
     d->conn_errors += s->conn_errors;
     d->timeouts += s->timeouts;
     vg_hist_merge(&d->hist, &s->hist);
+}
+
+static void merge_feedback(struct vg_feedback_stats *d, const struct vg_feedback_stats *s)
+{
+    d->selected += s->selected;
+    d->unsent += s->unsent;
+    d->noisy += s->noisy;
+    d->correct += s->correct;
+    d->incorrect += s->incorrect;
+    d->received += s->received;
+    d->clean_right += s->clean_right;
+    d->labelled += s->labelled;
+    d->right += s->right;
+    for (int k = 0; k < VG_MAX_STATUS; k++)
+        d->statuses[k] += s->statuses[k];
 }
 
 static double cpu_seconds(const struct timeval *tv)
@@ -981,6 +1146,7 @@ int vg_load_run(const struct vg_load_plan *plan, struct vg_load_result *res, cha
         res->warmup_unsent += w->warmup_unsent;
         res->connects += w->connects;
         res->connect_errors += w->connect_errors;
+        merge_feedback(&res->feedback, &w->fb);
         if (w->max_lag > res->max_lag_ns)
             res->max_lag_ns = w->max_lag;
         lag_sum += w->lag_sum;

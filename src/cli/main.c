@@ -7,7 +7,8 @@
 #include "cli/cli.h"
 
 static const struct vg_cli_command *const commands[] = {
-    &vg_cli_cmd_inspect, &vg_cli_cmd_load, &vg_cli_cmd_run, &vg_cli_cmd_serve, &vg_cli_cmd_train,
+    &vg_cli_cmd_inspect, &vg_cli_cmd_load,  &vg_cli_cmd_reference,
+    &vg_cli_cmd_run,     &vg_cli_cmd_serve, &vg_cli_cmd_train,
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -29,6 +29,7 @@
 
 #include "server/jsonw.h"
 #include "server/server.h"
+#include "vigil/drift.h"
 
 #define DEFAULT_MAX_BATCH_ROWS 10000
 /* Feature values (rows x features) and features staged on the stack before falling back to
@@ -207,13 +208,14 @@ static int find_class(const struct vg_served *m, const char *name)
     return -1;
 }
 
-/* Writes "prediction": ...[, "probabilities": {...}] for row i and counts its class. */
-static void write_row(struct vg_jw *jw, struct vg_served *m, const struct outputs *y, int64_t i)
+/* Writes "prediction": ...[, "probabilities": {...}] for row i and counts its class. Returns the
+ * class index (-1 for a regression or a label that names no class). */
+static int write_row(struct vg_jw *jw, struct vg_served *m, const struct outputs *y, int64_t i)
 {
     vg_jw_lit(jw, "\"prediction\":");
     if (m->task == VG_TASK_REGRESSION) {
         vg_jw_f32(jw, y->value[i]);
-        return;
+        return -1;
     }
     int nc = m->n_classes, k = -1;
     const float *pr = y->proba ? y->proba + i * nc : NULL;
@@ -242,7 +244,7 @@ static void write_row(struct vg_jw *jw, struct vg_served *m, const struct output
     }
     vg_served_count_class(m, k);
     if (!pr)
-        return;
+        return k;
     vg_jw_lit(jw, ",\"probabilities\":{");
     for (int c = 0; c < nc; c++) {
         if (c)
@@ -252,6 +254,7 @@ static void write_row(struct vg_jw *jw, struct vg_served *m, const struct output
         vg_jw_f32(jw, pr[c]);
     }
     vg_jw_char(jw, '}');
+    return k;
 }
 
 /* Checks the run's outputs have one prediction per row and points y at them. */
@@ -330,8 +333,10 @@ void vg_api_predict(struct vg_req *r)
     struct vg_session *session = NULL;
     float stack_x[STACK_VALUES];
     unsigned char stack_seen[STACK_VALUES];
+    int32_t stack_classes[STACK_VALUES];
     float *x = stack_x;
     unsigned char *seen = stack_seen;
+    int32_t *classes = NULL; /* each row's predicted class, for the drift monitor */
     struct vg_jw jw;
     vg_jw_init(&jw, VG_JW_MAX_RESPONSE_BYTES);
 
@@ -410,6 +415,9 @@ void vg_api_predict(struct vg_req *r)
         goto oom;
     if (nf > STACK_VALUES && !(seen = malloc(nf)))
         goto oom;
+    if (m->drift && m->n_classes > 0 &&
+        !(classes = rows <= STACK_VALUES ? stack_classes : malloc((size_t)rows * sizeof *classes)))
+        goto oom;
     int64_t i = 0;
     for (const cJSON *row = first; row; row = batch ? row->next : NULL, i++) {
         char where[40] = "";
@@ -453,13 +461,17 @@ void vg_api_predict(struct vg_req *r)
             if (i)
                 vg_jw_char(&jw, ',');
             vg_jw_char(&jw, '{');
-            write_row(&jw, m, &y, i);
+            int k = write_row(&jw, m, &y, i);
+            if (classes)
+                classes[i] = k;
             vg_jw_char(&jw, '}');
         }
         vg_jw_char(&jw, ']');
     } else {
         vg_jw_char(&jw, ',');
-        write_row(&jw, m, &y, 0);
+        int k = write_row(&jw, m, &y, 0);
+        if (classes)
+            classes[0] = k;
     }
     vg_jw_char(&jw, '}');
     size_t len;
@@ -469,9 +481,12 @@ void vg_api_predict(struct vg_req *r)
                 VG_JW_MAX_RESPONSE_BYTES >> 20);
         goto fail;
     }
+    vg_feedback_record(r, m, session, r->request_id, rows, batch); /* while outputs are valid */
     vg_served_release(m, session);
     session = NULL;
     vg_served_count(m, VG_OUTCOME_SUCCESS, rows);
+    if (m->drift)
+        vg_drift_observe(m->drift, x, rows, classes);
     vg_reply_raw(r, 200, "application/json", body, len);
     goto out;
 
@@ -491,5 +506,7 @@ out:
         free(x);
     if (seen != stack_seen)
         free(seen);
+    if (classes != stack_classes)
+        free(classes);
     cJSON_Delete(doc);
 }

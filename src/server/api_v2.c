@@ -40,6 +40,7 @@
 
 #include "server/jsonw.h"
 #include "server/server.h"
+#include "vigil/drift.h"
 
 #ifndef VG_VERSION
 #define VG_VERSION "unknown"
@@ -630,8 +631,9 @@ static int engine_status(int code)
     }
 }
 
-/* Counts each row's predicted class (argmax of the probabilities, first maximum wins). */
-static void count_classes(struct vg_served *m, const struct vg_session *s)
+/* Counts each row's predicted class (argmax of the probabilities, first maximum wins), and
+ * stores it in classes[row] (-1 when none) unless classes is NULL. */
+static void count_classes(struct vg_served *m, const struct vg_session *s, int32_t *classes)
 {
     if (m->out_proba < 0 || m->n_classes <= 0)
         return;
@@ -652,6 +654,8 @@ static void count_classes(struct vg_served *m, const struct vg_session *s)
         }
         if (best >= 0 && best < m->n_classes)
             vg_served_count_class(m, (int)best);
+        if (classes)
+            classes[i] = best >= 0 && best < m->n_classes ? (int32_t)best : -1;
     }
 }
 
@@ -745,6 +749,7 @@ void vg_api_v2_infer(struct vg_req *r)
     struct vg_error err = {0};
     enum vg_outcome outcome = VG_OUTCOME_BAD_INPUT;
     int64_t rows = 0;
+    int32_t *classes = NULL; /* each row's predicted class, for the drift monitor */
 
     vg_jw_init(&b, VG_JW_MAX_RESPONSE_BYTES);
 
@@ -787,8 +792,19 @@ void vg_api_v2_infer(struct vg_req *r)
     }
     if (write_response(&q, r, s, &b))
         goto out;
-    count_classes(q.m, s);
+    if (q.m->drift && q.m->n_classes > 0) {
+        if (!(classes = malloc(rows > 0 ? (size_t)rows * sizeof *classes : 1))) {
+            fail(&q, 500, "out of memory");
+            goto out;
+        }
+        memset(classes, 0xff, rows > 0 ? (size_t)rows * sizeof *classes : 0); /* -1: none */
+    }
+    count_classes(q.m, s, classes);
+    /* Stored under the answer's id; "<id>/<i>" for row i of a request with several rows. */
+    vg_feedback_record(r, q.m, s, q.id ? q.id : r->request_id, rows, rows > 1);
     outcome = VG_OUTCOME_SUCCESS;
+    if (q.m->drift)
+        vg_drift_observe(q.m->drift, q.in[q.m->input].data, rows, classes);
 
 out:
     if (s)
@@ -804,6 +820,7 @@ out:
     }
     vg_served_count(q.m, outcome, outcome == VG_OUTCOME_SUCCESS ? rows : 0);
     vg_jw_release(&b);
+    free(classes);
     for (int i = 0; q.in && i < q.n_in; i++)
         free(q.in[i].data);
     free(q.in);

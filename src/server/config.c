@@ -7,6 +7,7 @@
  * Values, in every layer:
  * - numbers are plain decimal digits (no sign, no spaces); byte sizes may end in K, M or G
  *   (powers of 1024). In the config file a number may be a JSON number (whole) or a string.
+ * - switches (--drift, --feedback) are on or off (true and false too; JSON true/false in the file).
  * - an empty string (or JSON null) unsets an optional string (default model, access log) and is
  *   an error for a required one (models, host); an empty environment variable counts as unset.
  * The command line is checked for unknown options before the file is read, so a typo is reported
@@ -56,6 +57,19 @@ const char vg_serve_usage[] =
     "                          with - (VIGIL_ACCESS_LOG; default: off)\n"
     "  --max-batch-rows N      rows per prediction request at most (VIGIL_MAX_BATCH_ROWS;\n"
     "                          default: 10000)\n"
+    "  --drift on|off          feature and prediction drift against each model's training\n"
+    "                          reference, exported as vigil_feature_psi and friends\n"
+    "                          (VIGIL_DRIFT; default: on)\n"
+    "  --drift-window S        seconds of traffic the drift gauges cover, 1 to 86400\n"
+    "                          (VIGIL_DRIFT_WINDOW; default: 600)\n"
+    "  --feedback on|off       keep predictions so that POST /feedback can give their true\n"
+    "                          label; exported as vigil_feedback_total, vigil_live_accuracy\n"
+    "                          and friends (VIGIL_FEEDBACK; default: on)\n"
+    "  --feedback-store N      predictions kept for feedback, 1 to 10000000; the oldest are\n"
+    "                          evicted, about 160 bytes each (VIGIL_FEEDBACK_STORE;\n"
+    "                          default: 100000)\n"
+    "  --live-accuracy-window N  feedbacks vigil_live_accuracy covers, 1 to 10000000\n"
+    "                          (VIGIL_LIVE_ACCURACY_WINDOW; default: 1000)\n"
     "  --config FILE           JSON object with any of the keys above, e.g.\n"
     "                          {\"port\": 8080, \"models\": \"/srv/models\"} (VIGIL_CONFIG)\n"
     "  -h, --help              show this help\n"
@@ -67,7 +81,7 @@ const char vg_serve_usage[] =
     "Exit status: 0 after a signal; 1 when the server cannot start (repository unreadable,\n"
     "address in use, access log not writable); 2 usage error.\n";
 
-enum opt_kind { OPT_STRING, OPT_INT, OPT_UINT, OPT_SIZE };
+enum opt_kind { OPT_STRING, OPT_INT, OPT_UINT, OPT_SIZE, OPT_BOOL };
 
 struct opt {
     const char *name; /* long option without "--"; also the config file key */
@@ -92,6 +106,12 @@ static const struct opt opts[] = {
     {"shutdown-grace", "VIGIL_SHUTDOWN_GRACE", OPT_UINT, FIELD(shutdown_grace_s), 0, 86400, 0},
     {"access-log", "VIGIL_ACCESS_LOG", OPT_STRING, FIELD(access_log), 0, 0, 1},
     {"max-batch-rows", "VIGIL_MAX_BATCH_ROWS", OPT_INT, FIELD(max_batch_rows), 1, 100000000, 0},
+    {"drift", "VIGIL_DRIFT", OPT_BOOL, FIELD(drift), 0, 1, 0},
+    {"drift-window", "VIGIL_DRIFT_WINDOW", OPT_UINT, FIELD(drift_window_s), 1, 86400, 0},
+    {"feedback", "VIGIL_FEEDBACK", OPT_BOOL, FIELD(feedback), 0, 1, 0},
+    {"feedback-store", "VIGIL_FEEDBACK_STORE", OPT_UINT, FIELD(feedback_store), 1, 10000000, 0},
+    {"live-accuracy-window", "VIGIL_LIVE_ACCURACY_WINDOW", OPT_UINT, FIELD(live_accuracy_window), 1,
+     10000000, 0},
     {"config", "VIGIL_CONFIG", OPT_STRING, FIELD(config_file), 0, 0, 1},
 };
 
@@ -154,7 +174,8 @@ static void store_number(struct vg_server_config *c, const struct opt *o, unsign
 {
     char *p = (char *)c + o->offset;
     switch (o->kind) {
-    case OPT_INT: *(int *)p = (int)v; break;
+    case OPT_INT:
+    case OPT_BOOL: *(int *)p = (int)v; break;
     case OPT_UINT: *(unsigned *)p = (unsigned)v; break;
     case OPT_SIZE: *(size_t *)p = (size_t)v; break;
     case OPT_STRING: break;
@@ -180,6 +201,15 @@ static int set_text(struct vg_server_config *c, const struct opt *o, const char 
             return usage_fail("out of memory");
         free(*field);
         *field = copy;
+        return 0;
+    }
+    if (o->kind == OPT_BOOL) {
+        if (!strcmp(value, "on") || !strcmp(value, "true"))
+            store_number(c, o, 1);
+        else if (!strcmp(value, "off") || !strcmp(value, "false"))
+            store_number(c, o, 0);
+        else
+            return usage_fail("%s: '%s' is not on or off", where, value);
         return 0;
     }
     unsigned long long v;
@@ -209,6 +239,12 @@ static int set_json(struct vg_server_config *c, const struct opt *o, const cJSON
     }
     if (cJSON_IsString(item))
         return set_text(c, o, item->valuestring, where);
+    if (o->kind == OPT_BOOL) {
+        if (!cJSON_IsBool(item))
+            return usage_fail("%s: expected true, false, \"on\" or \"off\"", where);
+        store_number(c, o, cJSON_IsTrue(item) ? 1 : 0);
+        return 0;
+    }
     if (!cJSON_IsNumber(item))
         return usage_fail("%s: expected a number", where);
     double d = item->valuedouble;
@@ -285,6 +321,11 @@ static int set_defaults(struct vg_server_config *c)
     c->max_connections = 4096;
     c->shutdown_grace_s = 30;
     c->max_batch_rows = 10000;
+    c->drift = 1;
+    c->drift_window_s = 600;
+    c->feedback = 1;
+    c->feedback_store = 100000;
+    c->live_accuracy_window = 1000;
     if (!c->models_dir || !c->host)
         return usage_fail("out of memory");
     return 0;

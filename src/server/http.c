@@ -1182,6 +1182,7 @@ static int open_access_log(struct vg_server *s, struct vg_error *err)
 
 static void server_free(struct vg_server *s)
 {
+    vg_feedback_detach(s->store); /* no worker runs any more, or none was started */
     linger_free(s->linger);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
@@ -1206,6 +1207,8 @@ int vg_server_start(struct vg_server **out, const struct vg_server_config *cfg,
     int rc = build_patterns(s, err);
     if (!rc)
         rc = register_metrics(s, err);
+    if (!rc)
+        rc = vg_feedback_attach(store, cfg, reg, err);
     if (!rc)
         rc = open_access_log(s, err);
     if (!rc)

@@ -14,6 +14,7 @@ const struct vg_route vg_routes[] = {
     {"GET", "/models/{model}", vg_api_model_info, VG_BODY_NONE},
     {"POST", "/predict", vg_api_predict, VG_BODY_JSON},
     {"POST", "/models/{model}/predict", vg_api_predict, VG_BODY_JSON},
+    {"POST", "/feedback", vg_api_feedback, VG_BODY_JSON},
     {"GET", "/v2", vg_api_v2_server, VG_BODY_NONE},
     {"GET", "/v2/health/live", vg_api_v2_live, VG_BODY_NONE},
     {"GET", "/v2/health/ready", vg_api_v2_ready, VG_BODY_NONE},
@@ -23,6 +24,7 @@ const struct vg_route vg_routes[] = {
     {"GET", "/v2/models/{model}/versions/{version}/ready", vg_api_v2_model_ready, VG_BODY_NONE},
     {"POST", "/v2/models/{model}/infer", vg_api_v2_infer, VG_BODY_JSON},
     {"POST", "/v2/models/{model}/versions/{version}/infer", vg_api_v2_infer, VG_BODY_JSON},
+    {"POST", "/v2/models/{model}/feedback", vg_api_feedback, VG_BODY_JSON},
     {"POST", "/v2/repository/index", vg_api_v2_repository_index, VG_BODY_JSON},
     {NULL, NULL, NULL, 0},
 };

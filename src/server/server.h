@@ -10,6 +10,8 @@
  *   store.c        the model repository as served: loading, per-model metrics, session pools
  *   api_predict.c  POST /predict, POST /models/{name}/predict
  *   api_v2.c       the Open Inference Protocol (KServe v2) REST API under /v2
+ *   quality.c      model quality: each model's drift monitor from its training reference
+ *   api_feedback.c POST /feedback, POST /v2/models/{model}/feedback; the prediction store
  *   src/cli/cmd_serve.c   `vigil serve`: config -> store -> http, signals
  *
  * Threads: libmicrohttpd runs a pool of `threads` worker threads (epoll, one per core by
@@ -45,6 +47,11 @@ struct vg_server_config {
     unsigned shutdown_grace_s; /* --shutdown-grace, VIGIL_SHUTDOWN_GRACE; wait for in-flight, 30 */
     char *access_log;        /* --access-log, VIGIL_ACCESS_LOG; NULL = off, "-" = stdout, else file */
     int max_batch_rows;      /* --max-batch-rows, VIGIL_MAX_BATCH_ROWS; default 10000 -> 413/400 */
+    int drift;               /* --drift on|off, VIGIL_DRIFT; default 1 (on) */
+    unsigned drift_window_s; /* --drift-window, VIGIL_DRIFT_WINDOW; drift window, default 600 */
+    int feedback;            /* --feedback on|off, VIGIL_FEEDBACK; default 1 (on) */
+    unsigned feedback_store; /* --feedback-store, VIGIL_FEEDBACK_STORE; predictions kept, 100000 */
+    unsigned live_accuracy_window; /* --live-accuracy-window, VIGIL_LIVE_ACCURACY_WINDOW; 1000 */
     char *config_file;       /* --config, VIGIL_CONFIG: JSON object with the same keys */
 };
 
@@ -72,8 +79,8 @@ struct vg_store;
 /* ---- The HTTP daemon (http.c), driven by cmd_serve.c ----------------------------------------- */
 
 /*
- * Binds cfg->host:cfg->port, opens the access log, registers the vigil_http_* families in `reg`
- * and starts cfg->threads worker threads. `cfg`, `store` and `reg` must outlive the server.
+ * Binds cfg->host:cfg->port, opens the access log, registers the vigil_http_* families in `reg`,
+ * attaches ground-truth feedback (vg_feedback_attach) and starts cfg->threads worker threads. `cfg`, `store` and `reg` must outlive the server.
  * Signals the caller wants to wait for must be blocked before this call (the workers inherit the
  * mask). Returns 0 and *out, or a negative VG_E* code with a message in err.
  */
@@ -161,6 +168,8 @@ void vg_api_v2_model(struct vg_req *r);         /* GET /v2/models/{model}[/versi
 void vg_api_v2_model_ready(struct vg_req *r);   /* GET .../ready */
 void vg_api_v2_infer(struct vg_req *r);         /* POST .../infer */
 void vg_api_v2_repository_index(struct vg_req *r); /* POST /v2/repository/index */
+/* api_feedback.c */
+void vg_api_feedback(struct vg_req *r); /* POST /feedback, POST /v2/models/{model}/feedback */
 
 /* ---- The model store (store.c) --------------------------------------------------------------- */
 
@@ -171,7 +180,8 @@ enum vg_outcome { VG_OUTCOME_SUCCESS, VG_OUTCOME_BAD_INPUT, VG_OUTCOME_INTERNAL,
 
 struct vg_served_private;
 
-/* One loaded model version. Immutable after vg_store_open; any thread may read it. */
+/* One loaded model version. Immutable once the server starts (vg_store_open, then
+ * vg_quality_attach); any thread may read it. */
 struct vg_served {
     const char *name;
     int64_t version;
@@ -192,6 +202,10 @@ struct vg_served {
     double holdout_accuracy;     /* NaN when config.json has none */
     double load_seconds;
     struct vg_served_private *priv; /* session pool and metric handles */
+    struct vg_drift *drift;      /* drift monitor (vigil/drift.h), owned by the registry; NULL
+                                    with --drift off or without a reference (quality.c) */
+    struct vg_feedback_model *feedback; /* its feedback metrics and live-accuracy window, owned
+                                           by store->feedback; NULL with --feedback off */
 };
 
 /* One model directory of the repository: loaded, or failed with a reason. */
@@ -212,6 +226,8 @@ struct vg_store {
     void *priv;
     int max_batch_rows;             /* rows per /predict request (413 above); vg_store_open sets
                                        0 = 10000; the caller sets it afterwards from the config */
+    struct vg_feedback *feedback;   /* ground-truth feedback state (api_feedback.c); NULL with
+                                       --feedback off or before vg_server_start */
 };
 
 /*
@@ -243,5 +259,41 @@ void vg_served_count(struct vg_served *m, enum vg_outcome outcome, int64_t rows)
 void vg_served_count_class(struct vg_served *m, int k);
 /* Column of the feature called `name` (a hash table built at load), or -1. Thread-safe. */
 int vg_served_feature_index(const struct vg_served *m, const char *name);
+
+/* ---- Model quality (quality.c) --------------------------------------------------------------- */
+
+/*
+ * With cfg->drift on: registers the drift families in `reg` and gives every loaded model
+ * version with a training reference in its config.json a drift monitor (m->drift, window
+ * cfg->drift_window_s); the others are logged and served without one. Call after vg_store_open,
+ * before vg_server_start. Fails (negative VG_E*, message in err) only when the families cannot be
+ * registered.
+ */
+int vg_quality_attach(struct vg_store *s, const struct vg_server_config *cfg,
+                      struct vg_registry *reg, struct vg_error *err);
+
+/* ---- Ground-truth feedback (api_feedback.c) -------------------------------------------------- */
+
+struct vg_feedback;       /* the server's prediction store, rejection counters, per-model state */
+struct vg_feedback_model; /* one model version's feedback metrics and live-accuracy window */
+
+/*
+ * With cfg->feedback on: registers the vigil_feedback_* and vigil_live_accuracy* families in
+ * `reg`, makes the prediction store (cfg->feedback_store predictions), binds every loaded model
+ * version's series and sets s->feedback and each m->feedback. vg_server_start calls it before
+ * the workers start; vg_feedback_detach (from vg_server_stop, after the workers have stopped)
+ * frees it all. Fails (negative VG_E*, message in err) when memory runs out or a family cannot
+ * be registered.
+ */
+int vg_feedback_attach(struct vg_store *s, const struct vg_server_config *cfg,
+                       struct vg_registry *reg, struct vg_error *err);
+void vg_feedback_detach(struct vg_store *s);
+/*
+ * Keeps the predictions of a successful request in the prediction store: rows of the session's
+ * outputs (still valid: call before vg_served_release), under `id` for a single row, under
+ * "<id>/<i>" for row i when `batch`. A no-op with feedback off. Thread-safe, no allocation.
+ */
+void vg_feedback_record(struct vg_req *r, struct vg_served *m, const struct vg_session *s,
+                        const char *id, int64_t rows, int batch);
 
 #endif

@@ -546,8 +546,8 @@ static void list_columns(char **names, int n, char *out, size_t out_len)
  * vg_dataset_read_csv with a feature selection: only the named columns are read, in the order
  * given; other columns (ids, free text) are skipped without being parsed. features NULL means
  * every column but the target, in file order. Errors besides the reader's: a listed name not in
- * the header, a name listed twice, the target listed as a feature.
- * Declared here until include/vigil/train.h carries it (proposed for the CLI's --features).
+ * the header, a name listed twice, the target listed as a feature. target NULL (with a feature
+ * list) reads the features alone: no target column, ds->task as given, no classes or values.
  */
 int vg_dataset_read_csv(const char *path, const char *target, enum vg_task task,
                         enum vg_impute impute, struct vg_dataset *ds, struct vg_error *err)
@@ -573,7 +573,8 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
     if (!ds)
         return vg__err(err, VG_EINVAL, "vg_dataset_read_csv: bad argument");
     memset(ds, 0, sizeof *ds);
-    if (!path || !target || (features && n_features <= 0) || (!features && n_features != 0) ||
+    if (!path || (!target && !features) || (features && n_features <= 0) ||
+        (!features && n_features != 0) ||
         (task != VG_TASK_AUTO && task != VG_TASK_CLASSIFICATION && task != VG_TASK_REGRESSION) ||
         (impute != VG_IMPUTE_NONE && impute != VG_IMPUTE_MEAN && impute != VG_IMPUTE_MEDIAN)) {
         rc = vg__err(err, VG_EINVAL, "vg_dataset_read_csv: bad argument");
@@ -623,11 +624,11 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
                              path, header_line, header[j], j + 1, k + 1);
                 goto out;
             }
-        if (strcmp(header[j], target) == 0)
+        if (target && strcmp(header[j], target) == 0)
             target_col = j;
         col_feature[j] = -1;
     }
-    if (target_col < 0) {
+    if (target && target_col < 0) {
         list_columns(header, n_cols, list, sizeof list);
         rc = vg__err(err, VG_EINVAL, "%s: line %ld: no column '%s' for the target; columns: %s",
                      path, header_line, target, list);
@@ -646,7 +647,7 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
                              header_line, features[f] ? features[f] : "(null)", f + 1, list);
                 goto out;
             }
-            if (col == target_col) {
+            if (target && col == target_col) {
                 rc = vg__err(err, VG_EINVAL,
                              "%s: line %ld, column '%s' (%d): the target is also listed as a "
                              "feature (feature %d)",
@@ -674,8 +675,8 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
     }
     ds->n_features = n_features;
     ds->feature_names = calloc((size_t)ds->n_features, sizeof *ds->feature_names);
-    ds->target_name = strdup(target);
-    if (!ds->feature_names || !ds->target_name) {
+    ds->target_name = target ? strdup(target) : NULL;
+    if (!ds->feature_names || (target && !ds->target_name)) {
         rc = vg__err(err, VG_ENOMEM, "%s: out of memory", path);
         goto out;
     }
@@ -730,7 +731,7 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
             const char *cell = r.cells[j];
             int f = col_feature[j];
             double v;
-            if (j == target_col) {
+            if (target && j == target_col) {
                 if (is_missing(cell)) {
                     rc = vg__err(err, VG_EINVAL,
                                  "%s: line %ld, column '%s' (%d): the target value is missing",
@@ -802,8 +803,8 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
             goto out;
     }
 
-    /* Target. */
-    if (task == VG_TASK_AUTO) {
+    /* Target (none read: the rows have features only, and the task stays as given). */
+    if (target && task == VG_TASK_AUTO) {
         task = VG_TASK_REGRESSION;
         if (!all_numeric) {
             task = VG_TASK_CLASSIFICATION;
@@ -829,6 +830,8 @@ int vg_dataset_read_csv_select(const char *path, const char *target, const char 
     float *x_fit = realloc(ds->x, (size_t)ds->n_rows * (size_t)ds->n_features * sizeof *x_fit);
     if (x_fit)
         ds->x = x_fit;
+    if (!target)
+        goto out;
     if (task == VG_TASK_CLASSIFICATION) {
         rc = build_classes(ds, path, tgt, tv, all_numeric, err);
         if (rc < 0)

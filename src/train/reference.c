@@ -9,18 +9,24 @@
  * Binning (vg_reference_bin): the bin of v is the largest i in 0..9 with edges[i] <= v. That is
  * the i with edges[i] <= v < edges[i + 1], with v == max in the last bin; when edges repeat (many
  * equal values) the empty intervals are skipped and the value goes to the highest bin whose lower
- * edge it reaches, so a constant feature lands wholly in bin 9. The same rule bins the training
- * rows here and live traffic in the monitor, so training shares and live shares are comparable.
+ * edge it reaches, so a constant feature lands wholly in bin 9. The rule is written once, as
+ * vg_drift_bin in include/vigil/drift.h: it bins the training rows here and live traffic in the
+ * server's drift monitor, so training shares and live shares are comparable.
  *
  * mean and std are over the rows given, std the population one (ddof = 0, numpy's default);
- * computed in two passes in double. Class shares are the fractions of the rows in each class.
+ * computed in two passes in double. Class shares are the fractions of the rows in each class:
+ * the labels' classes for training data (vg_reference_compute), or any per-row class indices a
+ * caller gives, such as a model's predictions (vg_reference_class_shares, `vigil reference`).
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
+#include "vigil/drift.h"
 #include "vigil/train.h"
+
+_Static_assert(VG_REF_BINS == VG_DRIFT_REF_BINS, "training and drift must use the same bins");
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -30,22 +36,7 @@ static int cmp_double(const void *a, const void *b)
 
 int vg_reference_bin(const struct vg_feature_ref *f, double v)
 {
-    if (isnan(v))
-        return -2;
-    if (v < f->edges[0])
-        return -1;
-    if (v > f->edges[VG_REF_BINS])
-        return VG_REF_BINS;
-    /* Largest i in [0, VG_REF_BINS - 1] with edges[i] <= v; edges[0] <= v holds here. */
-    int lo = 0, hi = VG_REF_BINS - 1;
-    while (lo < hi) {
-        int mid = (lo + hi + 1) / 2;
-        if (f->edges[mid] <= v)
-            lo = mid;
-        else
-            hi = mid - 1;
-    }
-    return lo;
+    return vg_drift_bin(f->edges, v);
 }
 
 void vg_reference_release(struct vg_reference *r)
@@ -68,13 +59,13 @@ static double quantile_linear(const double *v, int n, double q)
     return v[lo] + frac * (v[lo + 1] - v[lo]);
 }
 
-int vg_reference_compute(const struct vg_dataset *ds, const int32_t *rows, int n_rows,
-                         struct vg_reference *r, struct vg_error *err)
+int vg_reference_features(const struct vg_dataset *ds, const int32_t *rows, int n_rows,
+                          struct vg_reference *r, struct vg_error *err)
 {
     int rc = 0;
     double *vals = NULL;
     if (!r)
-        return vg__err(err, VG_EINVAL, "vg_reference_compute: bad argument");
+        return vg__err(err, VG_EINVAL, "vg_reference_features: bad argument");
     memset(r, 0, sizeof *r);
     if (!ds || !rows || n_rows <= 0 || ds->n_features <= 0) {
         rc = vg__err(err, VG_EINVAL, "reference: need rows and features (%d rows)", n_rows);
@@ -123,28 +114,48 @@ int vg_reference_compute(const struct vg_dataset *ds, const int32_t *rows, int n
             f->shares[b] = (double)counts[b] / n_rows;
         f->below = f->above = 0;
     }
-    if (ds->task == VG_TASK_CLASSIFICATION && ds->n_classes > 0 && ds->y_class) {
-        r->class_shares = calloc((size_t)ds->n_classes, sizeof *r->class_shares);
-        if (!r->class_shares) {
-            rc = vg__err(err, VG_ENOMEM, "reference: out of memory");
-            goto out;
-        }
-        r->n_classes = ds->n_classes;
-        for (int i = 0; i < n_rows; i++) {
-            int c = ds->y_class[rows[i]];
-            if (c < 0 || c >= ds->n_classes) {
-                rc = vg__err(err, VG_EINVAL, "reference: row %d: class %d is not in [0, %d)",
-                             rows[i], c, ds->n_classes);
-                goto out;
-            }
-            r->class_shares[c] += 1;
-        }
-        for (int c = 0; c < ds->n_classes; c++)
-            r->class_shares[c] /= n_rows;
-    }
 out:
     free(vals);
     if (rc < 0)
         vg_reference_release(r);
+    return rc;
+}
+
+int vg_reference_class_shares(struct vg_reference *r, const int32_t *classes, const int32_t *rows,
+                              int n_rows, int n_classes, struct vg_error *err)
+{
+    if (!r || !classes || n_rows <= 0 || n_classes <= 0)
+        return vg__err(err, VG_EINVAL, "vg_reference_class_shares: bad argument");
+    free(r->class_shares);
+    r->n_classes = 0;
+    r->class_shares = calloc((size_t)n_classes, sizeof *r->class_shares);
+    if (!r->class_shares)
+        return vg__err(err, VG_ENOMEM, "reference: out of memory");
+    for (int i = 0; i < n_rows; i++) {
+        int row = rows ? rows[i] : i;
+        int c = classes[row];
+        if (c < 0 || c >= n_classes) {
+            free(r->class_shares);
+            r->class_shares = NULL;
+            return vg__err(err, VG_EINVAL, "reference: row %d: class %d is not in [0, %d)", row, c,
+                           n_classes);
+        }
+        r->class_shares[c] += 1;
+    }
+    for (int c = 0; c < n_classes; c++)
+        r->class_shares[c] /= n_rows;
+    r->n_classes = n_classes;
+    return 0;
+}
+
+int vg_reference_compute(const struct vg_dataset *ds, const int32_t *rows, int n_rows,
+                         struct vg_reference *r, struct vg_error *err)
+{
+    int rc = vg_reference_features(ds, rows, n_rows, r, err);
+    if (rc == 0 && ds->task == VG_TASK_CLASSIFICATION && ds->n_classes > 0 && ds->y_class) {
+        rc = vg_reference_class_shares(r, ds->y_class, rows, n_rows, ds->n_classes, err);
+        if (rc < 0)
+            vg_reference_release(r);
+    }
     return rc;
 }

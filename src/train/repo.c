@@ -230,7 +230,7 @@ static void note_signal(int sig)
     pending_signal = sig;
 }
 
-static void defer_signals(struct vg_repo_txn *t)
+static void defer_signals(unsigned *deferred, struct sigaction old_actions[VG_REPO_N_SIGNALS])
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -239,23 +239,24 @@ static void defer_signals(struct vg_repo_txn *t)
     sa.sa_flags = SA_RESTART;
     pending_signal = 0;
     for (int i = 0; i < VG_REPO_N_SIGNALS; i++) {
-        struct sigaction *old = &t->old_actions[i];
+        struct sigaction *old = &old_actions[i];
         if (sigaction(deferred_signals[i], NULL, old) != 0)
             continue;
         /* An ignored signal stays ignored (e.g. SIGINT for a background job of a script). */
         if (old->sa_handler == SIG_IGN)
             continue;
         if (sigaction(deferred_signals[i], &sa, NULL) == 0)
-            t->deferred |= 1u << i;
+            *deferred |= 1u << i;
     }
 }
 
-static void restore_signals(struct vg_repo_txn *t)
+static void restore_signals(unsigned *deferred,
+                            const struct sigaction old_actions[VG_REPO_N_SIGNALS])
 {
     for (int i = 0; i < VG_REPO_N_SIGNALS; i++)
-        if (t->deferred & (1u << i))
-            sigaction(deferred_signals[i], &t->old_actions[i], NULL);
-    t->deferred = 0;
+        if (*deferred & (1u << i))
+            sigaction(deferred_signals[i], &old_actions[i], NULL);
+    *deferred = 0;
     int sig = pending_signal;
     pending_signal = 0;
     if (sig)
@@ -268,7 +269,7 @@ int vg_repo_begin(struct vg_repo_txn *t, const char *repo, const char *name, str
     memset(t, 0, sizeof *t);
     if (!repo || !repo[0] || !vg_repo_valid_name(name))
         return vg__err(err, VG_EINVAL, "invalid model name '%s'", name ? name : "");
-    defer_signals(t);
+    defer_signals(&t->deferred, t->old_actions);
     t->repo_dir = strdup(repo);
     t->model_dir = vg_repo_path(repo, name);
     if (!t->repo_dir || !t->model_dir) {
@@ -339,31 +340,85 @@ out:
     return rc;
 }
 
-static int install_top_config(struct vg_repo_txn *t, struct vg_error *err)
+/*
+ * Replaces DIR/config.json with `data` atomically: written to DIR/.tmp-config-<pid>, fsync'd,
+ * renamed over the old file, then DIR fsync'd. Readers see the old bytes or the new ones.
+ */
+static int replace_config(const char *dir, const void *data, size_t len, struct vg_error *err)
 {
     int rc = 0;
     char leaf[64];
     snprintf(leaf, sizeof leaf, TMP_PREFIX "config-%ld", (long)getpid());
-    char *tmp = vg_repo_path(t->model_dir, leaf);
-    char *dest = vg_repo_path(t->model_dir, "config.json");
+    char *tmp = vg_repo_path(dir, leaf);
+    char *dest = vg_repo_path(dir, "config.json");
     if (!tmp || !dest) {
         rc = vg__err(err, VG_ENOMEM, "out of memory");
         goto out;
     }
     unlink(tmp);
-    rc = write_file(tmp, t->config, t->config_len, err);
+    rc = write_file(tmp, data, len, err);
     if (rc)
         goto out;
     if (rename(tmp, dest) != 0) {
         rc = vg__err(err, VG_EIO, "cannot rename %s to %s: %s", tmp, dest, strerror(errno));
         goto out;
     }
-    rc = fsync_path(t->model_dir, O_DIRECTORY, err);
+    rc = fsync_path(dir, O_DIRECTORY, err);
 out:
     if (rc && tmp)
         unlink(tmp);
     free(tmp);
     free(dest);
+    return rc;
+}
+
+static int install_top_config(struct vg_repo_txn *t, struct vg_error *err)
+{
+    return replace_config(t->model_dir, t->config, t->config_len, err);
+}
+
+int vg_repo_set_config(const char *repo, const char *name, int64_t version, const void *data,
+                       size_t len, int *wrote_top, struct vg_error *err)
+{
+    int rc = 0;
+    unsigned deferred = 0;
+    struct sigaction old_actions[VG_REPO_N_SIGNALS];
+    char *model_dir = NULL, *version_dir = NULL;
+    char leaf[32];
+    if (wrote_top)
+        *wrote_top = 0;
+    if (!repo || !repo[0] || !vg_repo_valid_name(name) || version < 1)
+        return vg__err(err, VG_EINVAL, "invalid model name '%s' or version %lld", name ? name : "",
+                       (long long)version);
+    snprintf(leaf, sizeof leaf, "%lld", (long long)version);
+    model_dir = vg_repo_path(repo, name);
+    version_dir = model_dir ? vg_repo_path(model_dir, leaf) : NULL;
+    if (!version_dir) {
+        rc = vg__err(err, VG_ENOMEM, "out of memory");
+        goto out;
+    }
+    if (!is_dir(version_dir)) {
+        rc = vg__err(err, VG_EINVAL, "%s is not a version directory", version_dir);
+        goto out;
+    }
+    defer_signals(&deferred, old_actions);
+    remove_abandoned(version_dir);
+    rc = replace_config(version_dir, data, len, err);
+    if (rc)
+        goto restore;
+    /* REPO/NAME/config.json copies the newest version's: keep it a copy. */
+    int64_t latest = 0;
+    rc = vg_repo_latest_version(repo, name, &latest, err);
+    if (rc || latest != version)
+        goto restore;
+    rc = replace_config(model_dir, data, len, err);
+    if (!rc && wrote_top)
+        *wrote_top = 1;
+restore:
+    restore_signals(&deferred, old_actions); /* may end the process, after both writes */
+out:
+    free(model_dir);
+    free(version_dir);
     return rc;
 }
 
@@ -435,5 +490,5 @@ void vg_repo_end(struct vg_repo_txn *t)
     free(t->config);
     struct vg_repo_txn copy = *t;
     memset(t, 0, sizeof *t);
-    restore_signals(&copy); /* last: it may end the process */
+    restore_signals(&copy.deferred, copy.old_actions); /* last: it may end the process */
 }

@@ -47,6 +47,8 @@ route page alertname=VigilDown job=vigil severity=page
 route page alertname=VigilErrorBudgetBurn job=vigil severity=page window=1h/5m
 route ticket alertname=VigilErrorBudgetBurn job=vigil severity=ticket window=3d/6h
 route ticket alertname=VigilHighLatencyP95 job=vigil severity=warning route=/predict
+route page alertname=VigilFeatureDrift job=vigil severity=critical model=iris feature=petal_length
+route ticket alertname=VigilFeatureDrift job=vigil severity=warning model=iris feature=petal_length
 route ticket alertname=Unknown job=vigil severity=info
 
 # 3. The inhibition, in Alertmanager itself: VigilDown for job vigil, a latency alert for job vigil

@@ -118,10 +118,10 @@ for (const file of ruleFiles) {
       if (r.record) records.set(r.record, r.expr);
     }
 }
-const SEVERITIES = new Set(["page", "ticket", "warning"]);
+const SEVERITIES = new Set(["page", "critical", "ticket", "warning"]);
 for (const a of alerts) {
   const id = `${a.file}: alert ${a.alert}${a.labels?.window ? ` (${a.labels.window})` : ""}`;
-  check(`${id}: severity is page, ticket or warning`, SEVERITIES.has(a.labels?.severity),
+  check(`${id}: severity is page, critical, ticket or warning`, SEVERITIES.has(a.labels?.severity),
         `got ${JSON.stringify(a.labels?.severity)}`);
   for (const k of ["summary", "description", "runbook_url"])
     check(`${id}: annotation ${k}`, typeof a.annotations?.[k] === "string" && a.annotations[k].trim());

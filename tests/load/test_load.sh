@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Integration tests of `vigil load` (docs/load-generator.md): every scenario against the real
 # `vigil serve` with a temporary model repository, the counts against the server's own metrics,
-# the drawn bodies against the training reference, failures and exit statuses, and the
-# coordinated-omission test against tests/tools/http_stall_server.
+# the drawn bodies against the training reference, the rows of --data (cycled in order, drift
+# shifted), ground-truth feedback (--feedback, --label-noise) against the server's feedback
+# counters and live accuracy, failures and exit statuses, and the coordinated-omission test
+# against tests/tools/http_stall_server.
 #
 # Usage: test_load.sh VIGIL STALL_SERVER WORK_DIR SOURCE_DIR [SANITIZED]
 #   STALL_SERVER  tests/tools/http_stall_server
@@ -34,10 +36,12 @@ esac
 # shellcheck disable=SC2034  # read by expect_status (tests/lib.sh)
 VG_TEST_TIMEOUT="timeout 120"
 
-# check NAME JQ_FILTER FILE: the filter holds on the JSON in FILE
+# check NAME JQ_FILTER FILE [JQ ARGS...]: the filter holds on the JSON in FILE
 check() {
-    if jq -e "$2" "$3" >/dev/null 2>&1; then ok; else
-        bad "$1: $3 fails jq '$2': $(jq -c '{scheduled,sent,unsent,ok,expected_errors,unexpected_status,bad_body,connection_errors,timeouts,statuses}' "$3" 2>/dev/null || head -c 300 "$3")"
+    local name=$1 filter=$2 file=$3
+    shift 3
+    if jq -e "$@" "$filter" "$file" >/dev/null 2>&1; then ok; else
+        bad "$name: $file fails jq '$filter': $(jq -c '{scheduled,sent,unsent,ok,expected_errors,unexpected_status,bad_body,connection_errors,timeouts,statuses,feedback:(.feedback|del(.requests)?)}' "$file" 2>/dev/null || head -c 300 "$file")"
     fi
 }
 # load NAME WANT_EXIT ARGS...: `vigil load ARGS` with its JSON in NAME.json, stderr in NAME.err
@@ -71,7 +75,8 @@ cp repo/noref/1/config.json repo/noref/config.json
 expect_status 0 "load --help" -- "$VIGIL" load --help
 for opt in url model scenario rate duration warmup connections threads timeout error-ratio \
     drift-shift drift-features drift-start spike-factor spike-start spike-length seed path body \
-    method content-type expect-status max-error-rate max-p99 report progress no-progress dump json; do
+    method content-type expect-status max-error-rate max-p99 report progress no-progress dump json \
+    data target feedback label-noise; do
     if grep -q -- "--$opt\\b" out.txt; then ok; else bad "load --help lacks --$opt"; fi
 done
 for word in normal spike drift errors mixed "Exit status" "Raw mode" "Checks" "Output"; do
@@ -107,6 +112,14 @@ zero connections|--url $U --model iris --rate 10 --connections 0
 missing value|--url $U --model iris --rate
 https URL|--url https://127.0.0.1:9 --model iris --rate 10
 URL without scheme|--url 127.0.0.1:9 --model iris --rate 10
+feedback without data|--url $U --model iris --rate 10 --feedback 0.5
+feedback without target|--url $U --model iris --rate 10 --feedback 0.5 --data $SRC/data/iris.csv
+target without data|--url $U --model iris --rate 10 --target species
+label noise without feedback|--url $U --model iris --rate 10 --data $SRC/data/iris.csv --target species --label-noise 0.1
+feedback above 1|--url $U --model iris --rate 10 --data $SRC/data/iris.csv --target species --feedback 1.5
+negative label noise|--url $U --model iris --rate 10 --data $SRC/data/iris.csv --target species --feedback 0.5 --label-noise -0.1
+data in raw mode|--url $U --rate 10 --data $SRC/data/iris.csv
+empty data name|--url $U --model iris --rate 10 --data=
 EOF
 
 # ---- unreachable server --------------------------------------------------------------------------
@@ -309,9 +322,218 @@ load warmup 0 --url "$URL" --model iris --rate "$RATE" --duration 1s --warmup 50
 check "warmup: apart from the figures" \
     ".scheduled == $RATE and .warmup.scheduled == $((RATE / 2)) and .warmup.stats.sent == $((RATE / 2)) and .warmup.stats.failed == 0" warmup.json
 
+# ---- --data: the rows of a CSV file, in order -------------------------------------------------------
+IRIS=$SRC/data/iris.csv
+# iris.csv as JSON rows: [{feature: value, ...}, ...] and the species column
+jq -R -s 'split("\n") | map(select(length > 0) | split(",")) | .[0] as $h
+    | .[1:] | map([$h, .] | transpose | map({(.[0]): .[1]}) | add)' "$IRIS" >iris_rows.json
+"$VIGIL" load --url "$URL" --model iris --rate 1000 --data "$IRIS" --dump 300 >data.dump 2>dump.err
+if [ "$(wc -l <data.dump)" = 300 ]; then ok; else bad "--data --dump 300: $(head -c 300 dump.err)"; fi
+# same_row NUMBER_A NUMBER_B: float32 values printed with 9 digits against the CSV's text
+if jq -e -s --slurpfile rows iris_rows.json '
+    all(.[]; (.body | fromjson) as $b | $rows[0][.seq % 150] as $r
+        | .kind == "normal" and ($b | keys) == (["petal_length","petal_width","sepal_length","sepal_width"])
+        and all($b | to_entries[]; (.value - ($r[.key] | tonumber)) | fabs < 1e-6))' \
+    data.dump >/dev/null; then ok; else bad "--data: request i does not send CSV row i mod 150"; fi
+if jq -e -s '.[0].body == .[150].body and .[149].body == .[299].body and .[0].body != .[1].body' \
+    data.dump >/dev/null; then ok; else bad "--data: rows not cycled every 150 requests"; fi
+# drift with --data: the same rows, the drift features shifted by 3 reference std
+"$VIGIL" load --url "$URL" --model iris --rate 1000 --data "$IRIS" --scenario drift --dump 150 \
+    >datadrift.dump 2>>dump.err
+if jq -e -s --slurpfile rows iris_rows.json --slurpfile ref iris.json '
+    all(.[]; (.body | fromjson) as $b | $rows[0][.seq % 150] as $r
+        | all($b | to_entries[];
+              (if .key == "sepal_length" or .key == "sepal_width"
+               then ($r[.key] | tonumber) + 3 * $ref[0].reference.features[.key].std
+               else ($r[.key] | tonumber) end) as $want
+              | (.value - $want) | fabs < 1e-5))' datadrift.dump >/dev/null; then ok; else
+    bad "--data --scenario drift: rows not shifted by 3 std on the drift features only"
+fi
+# errors with --data: the valid requests still send row (request number mod 150)
+"$VIGIL" load --url "$URL" --model iris --rate 1000 --data "$IRIS" --scenario errors --dump 400 \
+    >dataerr.dump 2>>dump.err
+if jq -e -s --slurpfile rows iris_rows.json '
+    [.[] | select(.kind == "normal")] | length > 250 and
+    all(.[]; (.body | fromjson) as $b | $rows[0][.seq % 150] as $r
+        | all($b | to_entries[]; (.value - ($r[.key] | tonumber)) | fabs < 1e-6))' \
+    dataerr.dump >/dev/null; then ok; else bad "--data --scenario errors: normal rows out of order"; fi
+# a model without a reference runs with --data (drift then uses the data's own std)
+load noref_data 0 --url "$URL" --model noref --rate "$RATE" --duration 1s --data "$IRIS" \
+    --target species --json
+check_counts noref_data
+check "noref + --data: every answer right, the model's accuracy reported" \
+    '.ok == .sent and .sent == .scheduled and .data.rows == 150 and .model_accuracy.predictions == .ok and .model_accuracy.accuracy > 0.9' \
+    noref_data.json
+"$VIGIL" load --url "$URL" --model noref --rate 1000 --data "$IRIS" --scenario drift \
+    --drift-features petal_width --drift-shift 1 --dump 150 >norefdrift.dump 2>>dump.err
+if jq -e -s --slurpfile rows iris_rows.json '
+    ([$rows[0][] | .petal_width | tonumber]) as $v | ($v | add / length) as $m
+    | (($v | map((. - $m) * (. - $m)) | add / length) | sqrt) as $std
+    | all(.[]; ((.body | fromjson).petal_width - ($rows[0][.seq % 150].petal_width | tonumber) - $std) | fabs < 1e-5)' \
+    norefdrift.dump >/dev/null; then ok; else
+    bad "noref --data drift: petal_width not shifted by the data's std"
+fi
+# --data errors: a missing feature column, a label that is not a class, a one-class regressor noise
+jq -r '(["sepal_length","sepal_width","petal_length","species"] | join(",")),
+       (.[] | [.sepal_length, .sepal_width, .petal_length, .species] | join(","))' iris_rows.json \
+    >no_petal_width.csv
+sed 's/,setosa$/,rose/' "$IRIS" >rose.csv
+expect_status 1 "--data without a feature column" -- "$VIGIL" load --url "$URL" --model iris \
+    --rate 10 --duration 1s --data no_petal_width.csv
+expect_err "no_petal_width.csv: line 1: no column 'petal_width'" "--data without a feature column: message"
+expect_status 1 "--target with a class the model lacks" -- "$VIGIL" load --url "$URL" --model iris \
+    --rate 10 --duration 1s --data rose.csv --target species --feedback 0.5
+expect_err "column 'species' holds 'rose', which is not a class of model 'iris'" \
+    "--target with a class the model lacks: message"
+
 server_stop
 expect_eq "server exit status" "$SERVER_EXIT" 0
 check_sanitizers "$SERVER_LOG" "server log"
+
+# ---- feedback: ground truth sent back, against the server's counters ---------------------------------
+# A server of its own, whose live-accuracy window holds every feedback of this section, so its
+# vigil_live_accuracy must equal the generator's expected live accuracy.
+# fb_metric FILE OUTCOME: vigil_feedback_total{model="iris",outcome=OUTCOME} (0 when absent)
+fb_metric() {
+    local v
+    v=$(metric "$1" vigil_feedback_total 'model="iris"' "outcome=\"$2\"")
+    [ "$v" = absent ] && v=0
+    printf '%.0f' "$v"
+}
+# delta NAME FILE_BEFORE FILE_AFTER METRIC LABELS...: after - before of a metric (absent = 0)
+delta() {
+    local before=$1 after=$2 name=$3
+    shift 3
+    awk -v a="$(metric "$before" "$name" "$@")" -v b="$(metric "$after" "$name" "$@")" \
+        'BEGIN { if (a == "absent") a = 0; if (b == "absent") b = 0; printf "%d", b - a }'
+}
+# reg: a regressor for feedback without classes (outcome "received"), on generated rows
+awk 'BEGIN { print "x1,x2,y"; for (i = 0; i < 300; i++) { a = (i * 37 % 101) / 10; b = (i * 53 % 89) / 10;
+             printf "%.1f,%.1f,%.3f\n", a, b, 2 * a - b + (i % 7) / 100 } }' >reg.csv
+"$VIGIL" train --data reg.csv --target y --name reg --repo repo --trees 10 >reg-train.log 2>&1 ||
+    bad "train reg: $(tail -3 reg-train.log)"
+if server_start fbsrv --host 127.0.0.1 --port 0 --models repo --live-accuracy-window 1000000; then
+    URL=$SERVER_URL
+    scrape fb0.txt
+    if grep -q '^# TYPE vigil_feedback_total counter' fb0.txt; then ok; else
+        bad "the server has no vigil_feedback_total: POST /feedback is missing from this build"
+    fi
+    load feedback 0 --url "$URL" --model iris --rate "$RATE" --duration 2s --data "$IRIS" \
+        --target species --feedback 0.5 --label-noise 0.2 --json
+    check_counts feedback
+    check "feedback: predictions as usual, feedback apart" \
+        ".sent == .scheduled and .scheduled == $((RATE * 2)) and .ok == .sent and (.kinds | keys) == [\"normal\"]" \
+        feedback.json
+    check "feedback: exactly floor(0.5 x right answers) chosen, all sent and accepted" \
+        '.feedback | .selected == ($ok / 2 | floor) and .sent == .selected and .unsent == 0 and .accepted == .sent and .failed == 0 and .statuses["200"] == .sent' \
+        feedback.json --argjson ok "$(jq .ok feedback.json)"
+    check "feedback: correct + incorrect == accepted" \
+        '.feedback | .correct + .incorrect == .accepted and .received == 0' feedback.json
+    check "feedback: label noise share 0.2 (± 0.01)" \
+        '.feedback | (.noisy / .sent - 0.2) | fabs < 0.01' feedback.json
+    check "feedback: expected live accuracy == correct / (correct + incorrect)" \
+        '.feedback | (.expected_live_accuracy - .correct / (.correct + .incorrect)) | fabs < 1e-12' \
+        feedback.json
+    check "feedback: the model's accuracy on the rows, and the noise lowers the live one" \
+        '.model_accuracy.predictions == .ok and .model_accuracy.accuracy > 0.9 and .feedback.expected_live_accuracy < .model_accuracy.accuracy' \
+        feedback.json
+    check "feedback: latency of the feedback requests" \
+        '.feedback.requests.answered == .feedback.sent and .feedback.requests.latency_ms.max >= .feedback.requests.latency_ms.p50' \
+        feedback.json
+    # the server's counts equal the generator's, exactly
+    want_c=$(jq .feedback.correct feedback.json)
+    want_i=$(jq .feedback.incorrect feedback.json)
+    for _ in $(seq 30); do
+        scrape fb1.txt
+        [ "$(fb_metric fb1.txt correct)" = "$want_c" ] && [ "$(fb_metric fb1.txt incorrect)" = "$want_i" ] && break
+        sleep 0.1
+    done
+    expect_eq "feedback: server's vigil_feedback_total{outcome=correct}" "$(fb_metric fb1.txt correct)" "$want_c"
+    expect_eq "feedback: server's vigil_feedback_total{outcome=incorrect}" "$(fb_metric fb1.txt incorrect)" "$want_i"
+    expect_eq "feedback: server's 200s on /feedback" \
+        "$(delta fb0.txt fb1.txt vigil_http_requests_total 'route="/feedback"' 'code="200"')" \
+        "$(jq .feedback.sent feedback.json)"
+    expect_eq "feedback: server's 200s on the predict route" \
+        "$(delta fb0.txt fb1.txt vigil_http_requests_total "$route" 'code="200"')" \
+        "$(jq '.statuses["200"]' feedback.json)"
+    expect_eq "feedback: nothing rejected" \
+        "$(delta fb0.txt fb1.txt vigil_feedback_rejected_total)" 0
+    # the live accuracy over every feedback so far (the window holds them all)
+    live=$(metric fb1.txt vigil_live_accuracy 'model="iris"')
+    if awk -v a="$live" -v b="$(jq .feedback.expected_live_accuracy feedback.json)" \
+        'BEGIN { d = a - b; exit !(d < 1e-9 && d > -1e-9) }'; then ok; else
+        bad "feedback: vigil_live_accuracy $live, the generator expected $(jq .feedback.expected_live_accuracy feedback.json)"
+    fi
+    expect_eq "feedback: vigil_live_accuracy_feedbacks" \
+        "$(printf '%.0f' "$(metric fb1.txt vigil_live_accuracy_feedbacks 'model="iris"')")" \
+        "$(jq .feedback.accepted feedback.json)"
+
+    # mixed + drift + feedback on two threads: every answer right; request ids of a new run never
+    # collide with the last run's (no 409), and the server's counts still equal the generator's
+    load feedmix 0 --url "$URL" --model iris --rate "$RATE" --duration 2s --scenario mixed \
+        --threads 2 --connections 16 --data "$IRIS" --target species --feedback 1 --json
+    check_counts feedmix
+    check "feedback mixed: no failure, drift and errors too" \
+        '.failed == 0 and .sent == .scheduled and .kinds.drift.sent > 0 and .expected_errors > 0' feedmix.json
+    check "feedback mixed: every right answer gets feedback, accepted" \
+        '.feedback | .selected == .sent and .sent == .accepted and .unsent == 0 and .noisy == 0' \
+        feedmix.json
+    check "feedback mixed: one feedback per right prediction" '.feedback.sent == .ok' feedmix.json
+    want_c=$((want_c + $(jq .feedback.correct feedmix.json)))
+    want_i=$((want_i + $(jq .feedback.incorrect feedmix.json)))
+    for _ in $(seq 30); do
+        scrape fb2.txt
+        [ "$(fb_metric fb2.txt correct)" = "$want_c" ] && [ "$(fb_metric fb2.txt incorrect)" = "$want_i" ] && break
+        sleep 0.1
+    done
+    expect_eq "feedback mixed: server's correct (both runs)" "$(fb_metric fb2.txt correct)" "$want_c"
+    expect_eq "feedback mixed: server's incorrect (both runs)" "$(fb_metric fb2.txt incorrect)" "$want_i"
+    expect_eq "feedback mixed: nothing rejected (no duplicate ids across runs)" \
+        "$(delta fb0.txt fb2.txt vigil_feedback_rejected_total)" 0
+    for code in 200 400 404 405; do
+        expect_eq "feedback mixed: server's $code on the predict route" \
+            "$(delta fb1.txt fb2.txt vigil_http_requests_total "$route" "code=\"$code\"")" \
+            "$(jq ".statuses[\"$code\"] // 0" feedmix.json)"
+    done
+    live=$(metric fb2.txt vigil_live_accuracy 'model="iris"')
+    if awk -v a="$live" -v c="$want_c" -v i="$want_i" \
+        'BEGIN { d = a - c / (c + i); exit !(d < 1e-9 && d > -1e-9) }'; then ok; else
+        bad "feedback mixed: vigil_live_accuracy $live, expected $want_c / ($want_c + $want_i)"
+    fi
+
+    # a regressor: every feedback is "received", counted so by the server; no label noise
+    load fbreg 0 --url "$URL" --model reg --rate "$RATE" --duration 1s --data reg.csv --target y \
+        --feedback 0.5 --json
+    check_counts fbreg
+    check "feedback regressor: received, no classes" \
+        '.ok == .sent and .feedback.selected == (.ok / 2 | floor) and .feedback.received == .feedback.sent and .feedback.correct + .feedback.incorrect == 0 and .feedback.expected_live_accuracy == null and (has("model_accuracy") | not)' \
+        fbreg.json
+    want=$(jq .feedback.received fbreg.json)
+    for _ in $(seq 30); do
+        scrape fb3.txt
+        got=$(printf '%.0f' "$(metric fb3.txt vigil_feedback_total 'model="reg"' 'outcome="received"')")
+        [ "$got" = "$want" ] && break
+        sleep 0.1
+    done
+    expect_eq "feedback regressor: server's vigil_feedback_total{outcome=received}" "$got" "$want"
+    expect_status 2 "--label-noise for a regressor" -- "$VIGIL" load --url "$URL" --model reg \
+        --rate 10 --duration 1s --data reg.csv --target y --feedback 1 --label-noise 0.1
+    expect_err "model 'reg' is a regressor, so there is no other label" "--label-noise for a regressor: message"
+
+    server_stop
+    expect_eq "feedback server exit status" "$SERVER_EXIT" 0
+    check_sanitizers "$SERVER_LOG" "feedback server log"
+fi
+# feedback the server refuses (here: a server with feedback off) makes the run fail
+if server_start fboff --host 127.0.0.1 --port 0 --models repo --feedback off; then
+    load feedoff 1 --url "$SERVER_URL" --model iris --rate 200 --duration 1s --data "$IRIS" \
+        --target species --feedback 1 --json
+    check "feedback refused: counted as failed feedback, exit 1" \
+        '.ok == .sent and .feedback.failed == .feedback.sent and .feedback.sent > 0 and .exit_status == 1' \
+        feedoff.json
+    server_stop
+    check_sanitizers "$SERVER_LOG" "feedback-off server log"
+fi
 cat ./*.err >load.err 2>/dev/null
 check_sanitizers load.err "vigil load stderr"
 

@@ -15,13 +15,17 @@
 # Then, with `vigil load` driving traffic at RATE requests a second (default 200):
 #   1. normal traffic: the target is up; every rule evaluates without error; every panel and
 #      variable of every dashboard returns series (tests/stack/dashboards.py eval); no error
-#      budget alert fires;
+#      budget alert fires; every feature's PSI is under 0.1;
 #   2. the errors scenario, with requests to the model that failed to load among its invalid
 #      ones (503, a server-side failure the availability objective counts): the short-window
 #      VigilErrorBudgetBurn page alert fires, reaches Alertmanager and is delivered to the
 #      webhook by the route for pages; every recording rule now has series; VigilModelLoadFailed
 #      fires for "broken" and not for "iris";
-#   3. vigil stopped: VigilDown fires.
+#   3. two generators at once, drift (sepal_length and sepal_width shifted) and labelled rows
+#      with feedback for every answer, 20 % of it with a wrong label: the shifted features' PSI
+#      goes over 0.25 and the others stay under 0.1, VigilFeatureDrift (critical) fires, live
+#      accuracy lands within 3 points of the expected value and VigilLiveAccuracyLow fires;
+#   4. vigil stopped: VigilDown fires.
 set -u
 VIGIL=$1
 PROMETHEUS=$2
@@ -80,7 +84,10 @@ has_series() { [ "$(prom_query "$1")" -gt 0 ] 2>/dev/null; }
 
 # ---- vigil ----------------------------------------------------------------------------------
 make_test_repo repo "$SRC"
-server_start vigil --host 127.0.0.1 --port 0 --models repo || exit 1
+# A one-minute drift window, so drift shows within the test's minutes; a live-accuracy window
+# larger than the feedback the test sends, so the gauge covers all of it.
+server_start vigil --host 127.0.0.1 --port 0 --models repo --drift-window 60 \
+    --live-accuracy-window 20000 || exit 1
 VIGIL_PORT=$SERVER_PORT
 
 # ---- webhook receiver and Alertmanager -------------------------------------------------------
@@ -184,6 +191,17 @@ if "$PY" "$SRC/tests/stack/dashboards.py" eval "$SRC" "$PROM_URL" job=vigil 'ins
 fi
 grep -c '^ok' dashboards.txt | sed 's/^/stack test: dashboard checks passed: /'
 
+# Feature drift under normal traffic: every feature's PSI under 0.1.
+psi_json() { # psi_json FILE: {feature: psi} of iris, from Prometheus
+    curl -s --max-time 10 "$PROM_URL/api/v1/query" --data-urlencode \
+        'query=vigil_feature_psi{job="vigil", model="iris"}' |
+        jq '[.data.result[] | {(.metric.feature): (.value[1] | tonumber)}] | add' >"$1"
+}
+psi_json psi_normal.json
+if jq -e 'length == 4 and all(.[]; . < 0.1)' psi_normal.json >/dev/null; then ok; else
+    bad "normal traffic: every feature's PSI should be under 0.1: $(jq -c . psi_normal.json)"
+fi
+
 burn_firing='ALERTS{alertname="VigilErrorBudgetBurn", rules="short-windows", alertstate="firing"}'
 if has_series "$burn_firing"; then
     bad "VigilErrorBudgetBurn fires on normal traffic"
@@ -231,7 +249,62 @@ for record in $(grep -hoE 'record: [a-z_:0-9]+' "$SRC"/deploy/prometheus/rules/*
 done
 if [ -z "$missing" ]; then ok; else bad "recording rules without series:$missing"; fi
 
-# ---- 3. vigil down --------------------------------------------------------------------------
+# ---- 3. drift and feedback ------------------------------------------------------------------
+# Two generators at once: drift shifts sepal_length and sepal_width by 3 standard deviations;
+# the other sends the labelled rows of data/iris.csv and feedback for every answer, 20 % of it
+# with a wrong label.
+load drift --scenario drift --drift-features sepal_length,sepal_width --duration 50s &
+DRIFT_PID=$!
+load feedback --scenario normal --data "$SRC/data/iris.csv" --target species --feedback 1 \
+    --label-noise 0.2 --duration 50s &
+FEEDBACK_PID=$!
+drift_firing() {
+    has_series 'ALERTS{alertname="VigilFeatureDrift", rules="short-windows", severity="critical", alertstate="firing", model="iris", feature="sepal_length"}'
+}
+if wait_until 90 "VigilFeatureDrift (critical) firing" drift_firing; then ok; else
+    bad "VigilFeatureDrift did not fire under the drift scenario"
+fi
+accuracy_firing() {
+    has_series 'ALERTS{alertname="VigilLiveAccuracyLow", rules="short-windows", alertstate="firing", model="iris"}'
+}
+if wait_until 90 "VigilLiveAccuracyLow firing" accuracy_firing; then ok; else
+    bad "VigilLiveAccuracyLow did not fire with 20 % label noise"
+fi
+psi_json psi_drift.json
+if jq -e '.sepal_length > 0.25 and .sepal_width > 0.25 and .petal_length < 0.1 and
+    .petal_width < 0.1' psi_drift.json >/dev/null; then ok; else
+    bad "drift: shifted features should be over 0.25 and the others under 0.1: $(jq -c . psi_drift.json)"
+fi
+wait "$DRIFT_PID" || bad "vigil load drift: exit $?: $(head -c 400 drift.err)"
+wait "$FEEDBACK_PID" || bad "vigil load feedback: exit $?: $(head -c 400 feedback.err)"
+# Live accuracy against what the generator expects: the model's accuracy on the rows it sent,
+# with 20 % of the labels replaced by another class.
+prom_query 'vigil_live_accuracy{job="vigil", model="iris"}' >/dev/null
+live=$(jq -r '.data.result[0].value[1]' query.json)
+# Expected: a right prediction stays right unless its label is replaced (1 - p); a wrong one
+# becomes right when the replacement, one of the K - 1 other classes (iris: K = 3), is the
+# predicted class.
+expected=$(jq '.model_accuracy.accuracy as $a | .feedback.label_noise as $p |
+    $a * (1 - $p) + (1 - $a) * $p / 2' feedback.json)
+observed=$(jq '.feedback.expected_live_accuracy' feedback.json)
+echo "stack test: live accuracy $live; expected $expected; the generator's own count $observed"
+if awk -v l="$live" -v e="$expected" 'BEGIN { d = l - e; exit !(d < 0.03 && d > -0.03) }'; then
+    ok
+else
+    bad "live accuracy $live is not within 3 points of the expected $expected"
+fi
+# Now that the generator is done, the server's own gauge (scraped directly: Prometheus's last
+# sample may predate the last feedbacks) covers every feedback sent, its window being larger:
+# it is exactly the generator's count.
+scrape live.txt
+served=$(metric live.txt vigil_live_accuracy 'model="iris"')
+if awk -v l="$served" -v o="$observed" 'BEGIN { d = l - o; exit !(d < 1e-9 && d > -1e-9) }'; then
+    ok
+else
+    bad "the server's live accuracy $served differs from the generator's count $observed"
+fi
+
+# ---- 4. vigil down --------------------------------------------------------------------------
 server_stop
 down='ALERTS{alertname="VigilDown", rules="short-windows", alertstate="firing"}'
 if wait_until 90 "VigilDown firing" has_series "$down"; then ok; else

@@ -359,12 +359,126 @@ static void test_request_id(void **state)
 {
     (void)state;
     char id[VG_LOAD_ID_LEN + 1] = {0};
-    vg_load_format_id(id, 0);
-    assert_string_equal(id, "load-00000000000");
-    vg_load_format_id(id, 1234567);
-    assert_string_equal(id, "load-00001234567");
-    vg_load_format_id(id, 100000000000ULL + 5);
-    assert_string_equal(id, "load-00000000005");
+    vg_load_format_id(id, "load", "k3f9a2", 0);
+    assert_string_equal(id, "load-k3f9a2-00000000000");
+    vg_load_format_id(id, "load", "k3f9a2", 1234567);
+    assert_string_equal(id, "load-k3f9a2-00001234567");
+    vg_load_format_id(id, "fdbk", "000000", 100000000000ULL + 5);
+    assert_string_equal(id, "fdbk-000000-00000000005");
+    /* a run's tag: base-36 characters */
+    char tag[VG_LOAD_TAG_LEN + 1] = {0};
+    vg_load_run_tag(tag);
+    assert_int_equal(strspn(tag, "0123456789abcdefghijklmnopqrstuvwxyz"), VG_LOAD_TAG_LEN);
+}
+
+static void test_check_feedback(void **state)
+{
+    (void)state;
+    static const char *const classes[] = {"setosa", "versicolor", "virginica"};
+    struct vg_answer_spec spec = {"iris", 1, 3, classes};
+    static const char *const id = "load-k3f9a2-00000000007";
+    static const struct {
+        const char *body, *want;
+        int ok;
+    } cases[] = {
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"version\":1,"
+         "\"outcome\":\"correct\"}",
+         "correct", 1},
+        {"{\"outcome\":\"incorrect\",\"version\":2,\"model\":\"iris\",\"id\":"
+         "\"load-k3f9a2-00000000007\"}",
+         "incorrect", 1},
+        /* the other outcome, another id, another model, no version, no outcome, garbled */
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"version\":1,"
+         "\"outcome\":\"incorrect\"}",
+         "correct", 0},
+        {"{\"id\":\"load-k3f9a2-00000000008\",\"model\":\"iris\",\"version\":1,"
+         "\"outcome\":\"correct\"}",
+         "correct", 0},
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"rose\",\"version\":1,"
+         "\"outcome\":\"correct\"}",
+         "correct", 0},
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"outcome\":\"correct\"}",
+         "correct", 0},
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"version\":1}", "correct", 0},
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"version\":1,"
+         "\"outcome\":true}",
+         "correct", 0},
+        {"{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"version\":1,"
+         "\"outcome\":\"correct\"",
+         "correct", 0},
+        {"{\"accepted\":1,\"rejected\":0,\"results\":[]}", "correct", 0},
+    };
+    for (size_t i = 0; i < N_ELEMS(cases); i++) {
+        const char *why = NULL;
+        int rc = vg_check_feedback(&spec, cases[i].body, strlen(cases[i].body), id, VG_LOAD_ID_LEN,
+                                   cases[i].want, &why);
+        if ((rc == 0) != cases[i].ok)
+            fail_msg("case %zu: rc %d (%s)", i, rc, why ? why : "-");
+        if (rc)
+            assert_non_null(why);
+    }
+    /* the predicted class comes back with the prediction check */
+    const char *why = NULL;
+    int k = -2;
+    const char *answer = "{\"id\":\"load-k3f9a2-00000000007\",\"model\":\"iris\",\"version\":1,"
+                         "\"prediction\":\"virginica\",\"probabilities\":{\"setosa\":0,"
+                         "\"versicolor\":0.25,\"virginica\":0.75}}";
+    assert_int_equal(
+        vg_check_prediction_class(&spec, answer, strlen(answer), id, VG_LOAD_ID_LEN, &k, &why), 0);
+    assert_int_equal(k, 2);
+}
+
+/* --data: valid pools hold one request per row, sent in order; the feedback pool one per class
+ * with the prediction id's placeholder in the body. */
+static void test_data_pools(void **state)
+{
+    (void)state;
+    static char f0[] = "a", f1[] = "b", c0[] = "no", c1[] = "yes";
+    struct vg_feature_dist feats[2] = {{.name = f0, .std = 1, .drift = 1}, {.name = f1, .std = 2}};
+    char *classes[2] = {c0, c1};
+    struct vg_load_model m = {.name = f0,
+                              .classification = 1,
+                              .n_features = 2,
+                              .features = feats,
+                              .n_classes = 2,
+                              .classes = classes};
+    float x[] = {1.5f, 2, 3, 4.25f, 5, 6};
+    int32_t labels[] = {1, 0, 1};
+    struct vg_load_data d = {
+        .n_rows = 3, .n_features = 2, .x = x, .has_labels = 1, .label_class = labels};
+    struct vg_url u;
+    char msg[256];
+    assert_int_equal(vg_url_parse("http://127.0.0.1:9", &u, msg, sizeof msg), 0);
+    struct vg_body_params bp = {.path = "/models/a/predict",
+                                .unknown_path = "/models/x/predict",
+                                .drift_shift = 2,
+                                .pool_valid = 4096,
+                                .pool_error = 8,
+                                .data = &d};
+    struct vg_req_pool pools[VG_KIND_COUNT];
+    memset(pools, 0, sizeof pools);
+    assert_int_equal(vg_load_build_pools(&m, &u, &bp, pools, msg, sizeof msg), 0);
+    assert_int_equal(pools[VG_KIND_NORMAL].n, 3);
+    assert_true(pools[VG_KIND_NORMAL].cycle && !pools[VG_KIND_MISSING].cycle);
+    for (uint64_t seq = 0; seq < 7; seq++)
+        assert_int_equal(vg_req_pool_pick(&pools[VG_KIND_NORMAL], seq), (int)(seq % 3));
+    size_t len;
+    const char *body = vg_req_pool_body(&pools[VG_KIND_NORMAL], 1, &len);
+    assert_int_equal(len, strlen("{\"a\":3,\"b\":4.25}"));
+    assert_memory_equal(body, "{\"a\":3,\"b\":4.25}", len);
+    body = vg_req_pool_body(&pools[VG_KIND_DRIFT], 2, &len); /* a + 2 * 1 */
+    assert_memory_equal(body, "{\"a\":7,\"b\":6}", len);
+    struct vg_req_pool fb;
+    assert_int_equal(vg_load_build_feedback_pool(&m, &d, &u, "/feedback", &fb, msg, sizeof msg), 0);
+    assert_int_equal(fb.n, 2);
+    body = vg_req_pool_body(&fb, 1, &len);
+    assert_memory_equal(body, "{\"id\":\"load-000000-00000000000\",\"label\":\"yes\"}", len);
+    assert_memory_equal(fb.bytes + fb.off[1] + fb.id2_off[1], "load-000000-00000000000",
+                        VG_LOAD_ID_LEN);
+    assert_memory_equal(fb.bytes + fb.off[1], "POST /feedback HTTP/1.1\r\n", 25);
+    vg_req_pool_release(&fb);
+    for (int k = 0; k < VG_KIND_COUNT; k++)
+        vg_req_pool_release(&pools[k]);
 }
 
 static void test_schedule(void **state)
@@ -446,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_json_valid),       cmocka_unit_test(test_check_prediction),
         cmocka_unit_test(test_check_error_body), cmocka_unit_test(test_request_id),
         cmocka_unit_test(test_schedule),         cmocka_unit_test(test_error_share),
+        cmocka_unit_test(test_check_feedback),   cmocka_unit_test(test_data_pools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -417,6 +417,28 @@ static void test_feature_selection(void **state)
         assert_non_null(strstr(err.msg, bad[i].expect));
         assert_null(ds.feature_names);
     }
+
+    /* No target: the listed features alone, whatever the other columns hold; the task as given. */
+    assert_int_equal(vg_dataset_read_csv_select(path, NULL, ba, 2, VG_TASK_CLASSIFICATION,
+                                                VG_IMPUTE_NONE, &ds, &err),
+                     0);
+    assert_int_equal(ds.n_rows, 2);
+    assert_true(ds.x[0] == 2 && ds.x[1] == 1 && ds.x[2] == 4 && ds.x[3] == 3);
+    assert_int_equal(ds.task, VG_TASK_CLASSIFICATION);
+    assert_null(ds.target_name);
+    assert_null(ds.y_class);
+    assert_null(ds.class_names);
+    assert_int_equal(ds.n_classes, 0);
+    vg_dataset_release(&ds);
+    const char *const nope[] = {"a", "nope"};
+    assert_int_equal(
+        vg_dataset_read_csv_select(path, NULL, nope, 2, VG_TASK_AUTO, VG_IMPUTE_NONE, &ds, &err),
+        -VG_EINVAL);
+    assert_non_null(strstr(err.msg, "no column 'nope' for feature 2"));
+    /* ... but only with a feature list */
+    assert_int_equal(
+        vg_dataset_read_csv_select(path, NULL, NULL, 0, VG_TASK_AUTO, VG_IMPUTE_NONE, &ds, &err),
+        -VG_EINVAL);
 }
 
 static void test_iris(void **state)
@@ -717,6 +739,49 @@ static void test_reference_deciles(void **state)
     assert_null(r.features);
 }
 
+/* Class shares from any per-row classes (a model's predictions), and features alone. */
+static void test_reference_class_shares(void **state)
+{
+    (void)state;
+    float x[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    int32_t labels[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+    int32_t predicted[8] = {0, 0, 2, 0, 1, 1, 2, 1};
+    int32_t rows[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    struct vg_dataset ds = {.n_rows = 8,
+                            .n_features = 1,
+                            .x = x,
+                            .task = VG_TASK_CLASSIFICATION,
+                            .n_classes = 2,
+                            .y_class = labels};
+    struct vg_reference with_labels, r;
+    struct vg_error err = {0};
+    assert_int_equal(vg_reference_compute(&ds, rows, 8, &with_labels, &err), 0);
+    assert_int_equal(vg_reference_features(&ds, rows, 8, &r, &err), 0);
+    assert_int_equal(r.n_classes, 0);
+    assert_null(r.class_shares);
+    /* the features are those vg_reference_compute gives */
+    assert_memory_equal(r.features, with_labels.features, sizeof *r.features);
+    assert_int_equal(vg_reference_class_shares(&r, predicted, NULL, 8, 3, &err), 0);
+    assert_int_equal(r.n_classes, 3);
+    assert_near(r.class_shares[0], 3.0 / 8, 0);
+    assert_near(r.class_shares[1], 3.0 / 8, 0);
+    assert_near(r.class_shares[2], 2.0 / 8, 0);
+    /* through row indices, and replacing the shares held */
+    int32_t last_two[2] = {6, 7};
+    assert_int_equal(vg_reference_class_shares(&r, predicted, last_two, 2, 3, &err), 0);
+    assert_near(r.class_shares[1], 0.5, 0);
+    assert_near(r.class_shares[2], 0.5, 0);
+    /* the labels' shares, as vg_reference_compute has them */
+    assert_int_equal(vg_reference_class_shares(&r, labels, rows, 8, 2, &err), 0);
+    assert_memory_equal(r.class_shares, with_labels.class_shares, 2 * sizeof(double));
+    /* a class out of range */
+    assert_int_equal(vg_reference_class_shares(&r, predicted, NULL, 8, 2, &err), -VG_EINVAL);
+    assert_null(r.class_shares);
+    assert_int_equal(r.n_classes, 0);
+    vg_reference_release(&r);
+    vg_reference_release(&with_labels);
+}
+
 static void test_reference_bin(void **state)
 {
     (void)state;
@@ -762,6 +827,7 @@ int main(void)
         cmocka_unit_test(test_metrics_classification),
         cmocka_unit_test(test_metrics_regression),
         cmocka_unit_test(test_reference_deciles),
+        cmocka_unit_test(test_reference_class_shares),
         cmocka_unit_test(test_reference_bin),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
