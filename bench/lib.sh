@@ -1,7 +1,11 @@
 # shellcheck shell=bash
-# Shared helpers of the benchmark scripts (bench/http/run.sh, bench/load/run.sh). Source it after
-# setting ROOT (the source tree), VIGIL (the binary) and CMD (the command line, for the docs).
+# Shared helpers of the benchmark scripts (bench/http/run.sh, bench/http/quality_cost.sh,
+# bench/load/run.sh). Source it after setting ROOT (the source tree), BUILD (a build directory)
+# and CMD (the command line, for the docs).
 #
+#   prepare_vigil            makes BUILD absolute, configures it if needed and builds the vigil
+#                            target there; sets VIGIL (the binary) and MODELS ($ROOT/models, with
+#                            the built-in Iris model trained if missing)
 #   stop_pid PID             SIGTERM, up to 5 s for the exit, then SIGKILL; reaps it
 #   die MESSAGE              "run.sh: MESSAGE" on stderr, exit 1
 #   ensure_iris MODELS       trains the built-in Iris model into MODELS unless it is there (the
@@ -27,6 +31,18 @@ stop_pid() {
 die() {
     echo "run.sh: $*" >&2
     exit 1
+}
+
+prepare_vigil() {
+    mkdir -p "$BUILD"
+    BUILD=$(cd "$BUILD" && pwd)
+    if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+        cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    fi
+    cmake --build "$BUILD" --target vigil >/dev/null
+    VIGIL=$BUILD/vigil
+    MODELS=$ROOT/models
+    ensure_iris "$MODELS" || die "cannot train the built-in Iris model"
 }
 
 ensure_iris() {

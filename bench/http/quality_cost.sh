@@ -66,17 +66,9 @@ for tool in wrk curl "$PY"; do
     }
 done
 
-mkdir -p "$BUILD"
-BUILD=$(cd "$BUILD" && pwd)
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$BUILD" --target vigil >/dev/null
-VIGIL=$BUILD/vigil
-MODELS=$ROOT/models
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-ensure_iris "$MODELS" || die "cannot train the built-in Iris model"
+prepare_vigil
 if [ -z "${VG_BENCH_KEEP_CORETYPE:-}" ]; then
     unset OPENBLAS_CORETYPE
 fi

@@ -50,17 +50,9 @@ for r in $RATES; do
 done
 command -v curl >/dev/null || { echo "run.sh: curl not found" >&2; exit 1; }
 
-mkdir -p "$BUILD"
-BUILD=$(cd "$BUILD" && pwd)
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-    cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-fi
-cmake --build "$BUILD" --target vigil >/dev/null
-VIGIL=$BUILD/vigil
-MODELS=$ROOT/models
 # shellcheck source=bench/lib.sh
 source "$ROOT/bench/lib.sh"
-ensure_iris "$MODELS" || die "cannot train the built-in Iris model"
+prepare_vigil
 
 WORK=$BUILD/bench-load
 rm -rf "$WORK"

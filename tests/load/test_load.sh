@@ -24,10 +24,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=../server/common.sh
 . "$HERE/../server/common.sh"
 
-unset "${!VIGIL_@}"
-rm -rf "$WORK"
-mkdir -p "$WORK"
-cd "$WORK" || exit 1
+fresh_work_dir "$WORK"
 
 case $SANITIZED in
 ON | on | 1 | TRUE | true) RATE=400 CO_RATE=500 ;;

@@ -3,6 +3,8 @@
 # Shared helpers for the server suites (tests/server/test_server.sh, tests/server/test_v2.sh).
 # Source tests/lib.sh first, set VIGIL (the binary) and cd into a scratch directory, then:
 #
+#   fresh_work_dir DIR            unsets every VIGIL_* variable (each test sets the ones it
+#                                 wants), empties DIR and cd's into it (exits on failure).
 #   make_test_repo DEST SRC_DIR   a model repository in DEST: models/iris of the source tree (or,
 #                                 when the tree has none, iris trained from data/iris.csv), plus
 #                                 "broken" (a corrupt model.onnx) and "badconfig" (config.json
@@ -48,6 +50,13 @@ stop_all_servers() {
     done
 }
 trap stop_all_servers EXIT
+
+fresh_work_dir() {
+    unset "${!VIGIL_@}"
+    rm -rf "$1"
+    mkdir -p "$1"
+    cd "$1" || exit 1
+}
 
 make_test_repo() {
     local dest=$1 src=$2

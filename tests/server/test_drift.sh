@@ -19,12 +19,7 @@ PY=/usr/bin/python3
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-# The configuration tests choose every VIGIL_* variable themselves.
-unset "${!VIGIL_@}"
-
-rm -rf "$WORK"
-mkdir -p "$WORK"
-cd "$WORK" || exit 1
+fresh_work_dir "$WORK"
 
 make_test_repo repo "$SRC" || exit 1
 # calm and shifted: copies of iris, for traffic like the training data and shifted traffic;

@@ -21,10 +21,7 @@ case $SRC in /*) ;; *) SRC=$PWD/$SRC ;; esac
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-unset "${!VIGIL_@}"
-rm -rf "$WORK"
-mkdir -p "$WORK"
-cd "$WORK" || exit 1
+fresh_work_dir "$WORK"
 make_test_repo repo "$SRC" || exit 1
 
 # house: a regressor, y = 3a - b + 0.5 on a 10 x 6 grid; digits: classes 0, 1, 2 (INT64 labels).

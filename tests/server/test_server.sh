@@ -19,12 +19,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
 . "$HERE/common.sh"
 
-# The configuration tests choose every VIGIL_* variable themselves.
-unset "${!VIGIL_@}"
-
-rm -rf "$WORK"
-mkdir -p "$WORK"
-cd "$WORK" || exit 1
+fresh_work_dir "$WORK"
 
 # 1,000 client sockets here and 1,000 accepted ones in the server, plus the server's own files.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
