@@ -21,11 +21,15 @@ build_packages=(
   gcc make cmake pkg-config
   protobuf-c-compiler libprotobuf-c-dev libonnx-dev libopenblas-dev libcjson-dev libmicrohttpd-dev
   libssl-dev
+  # image models: JPEG, PNG, EXIF orientation, image_url fetching
+  libjpeg62-turbo-dev libpng-dev libexif-dev libcurl4-openssl-dev
   # CMake's configure step requires cmocka (the unit tests), even to build the vigil target alone
   libcmocka-dev
 )
 test_packages=(
   python3-onnx python3-sklearn python3-numpy python3-yaml prometheus prometheus-alertmanager curl jq
+  # vision tests: torchvision architectures exported at fixture-build time, test images
+  python3-torch python3-torchvision python3-pil
 )
 packages=("${build_packages[@]}")
 if [ "$mode" != --build-only ]; then
@@ -48,6 +52,9 @@ if [ "$mode" = --bench ]; then
   # (nginx-light is the smallest), so look for the binary.
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
+  # bench/engine/conv_backends: oneDNN's convolution next to the engine's (docs/vision.md)
+  dpkg-query -W -f='${Status}' libdnnl-dev 2>/dev/null | grep -q "install ok installed" ||
+    missing+=(libdnnl-dev)
 fi
 if [ ${#missing[@]} -ne 0 ]; then
   echo "installing: ${missing[*]}"

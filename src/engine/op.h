@@ -189,5 +189,12 @@ extern const struct vg_op vg_ops_structure[];   /* ops/structure.c */
 extern const struct vg_op vg_ops_elementwise[]; /* ops/elementwise.c: arith, activations, logic */
 extern const struct vg_op vg_ops_matrix[];      /* ops/matrix.c: MatMul, Gemm, Softmax family */
 extern const struct vg_op vg_ops_reduce[];      /* ops/reduce.c */
+extern const struct vg_op vg_ops_conv[];        /* ops/conv.c: Conv, ConvTranspose */
+extern const struct vg_op vg_ops_pool[];        /* ops/pooling.c: MaxPool, AveragePool, Global*Pool */
+extern const struct vg_op vg_ops_norm[];        /* ops/normalization.c: BatchNormalization, ... */
+extern const struct vg_op vg_ops_activation[];  /* ops/activation.c: HardSwish, PRelu, Sum, ... */
+extern const struct vg_op vg_ops_layout[];      /* ops/layout.c: Pad, Resize, Split, Tile, ... */
+extern const struct vg_op vg_ops_quant[];       /* ops/quant.c: Q/DQ, com.microsoft QLinear* */
+extern const struct vg_op vg_ops_qconv[];       /* ops/qconv.c: QLinearConv, MatMulInteger, ... */
 
 #endif

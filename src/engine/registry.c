@@ -9,6 +9,9 @@
 static const struct vg_op *const families[] = {
     vg_ops_structure, vg_ops_elementwise, vg_ops_matrix,
     vg_ops_reduce,    vg_ops_tree,        vg_ops_ml,
+    vg_ops_conv,      vg_ops_pool,        vg_ops_norm,
+    vg_ops_activation, vg_ops_layout,     vg_ops_quant,
+    vg_ops_qconv,
 };
 
 const struct vg_op *vg_op_lookup(const char *domain, const char *op_type, int64_t opset)
