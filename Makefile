@@ -9,7 +9,7 @@ FUZZ_TARGETS ?= model tensor csv
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?= -DVG_WERROR=ON
 
-.PHONY: all deps build iris build-asan test test-fast run bench fuzz lint format clean stack stack-down
+.PHONY: all deps build iris digits build-asan test test-fast run bench fuzz lint format clean stack stack-down
 
 all: build
 
@@ -27,6 +27,11 @@ iris:
 	@test -f models/iris/1/model.onnx || $(BUILD)/vigil train --data data/iris.csv --target species \
 	    --name iris --repo models --seed 42 --description "Iris species classifier (built-in)"
 
+# Retrains the built-in image model models/digits (committed: builds and CI never run this; needs
+# python3-torch). The same torch and scikit-learn give byte-identical files (docs/models-digits.md).
+digits:
+	/usr/bin/python3 scripts/train_digits.py models
+
 build-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) $(CMAKE_FLAGS) -DVG_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(ASAN_BUILD) -j$(JOBS)
@@ -39,8 +44,11 @@ test: build build-asan
 test-fast: build
 	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
 
-# Serves the built-in model repository (models/, with the Iris classifier the build trains) on
-# port 8000; Ctrl-C stops it. VIGIL_* variables configure it (`build/vigil serve --help`).
+# Serves the built-in model repository (models/: the Iris classifier the build trains, the
+# committed digits image classifier) on port 8000, iris as the model of POST /predict unless
+# VIGIL_DEFAULT_MODEL says otherwise; Ctrl-C stops it. VIGIL_* variables configure it
+# (`build/vigil serve --help`).
+run: export VIGIL_DEFAULT_MODEL ?= iris
 run: build
 	@exec $(BUILD)/vigil serve
 

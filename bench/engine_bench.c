@@ -5,17 +5,20 @@
  *   engine_bench MODEL.onnx BATCH.npy [--single N] [--warmup N] [--batch-runs N]
  *                [--out-dir DIR --name NAME]
  *
- * BATCH.npy is a float32 [rows, features] matrix bound to the model's only input.
- * - batch: the whole matrix in one run; one warm-up run, then --batch-runs timed runs; reports the
- *   median run time divided by the row count (per-row time in a batch).
- * - single row: [1, features] views of the first 256 rows in turn (so tree ensembles do not see
+ * BATCH.npy is a float32 [rows, ...] tensor bound to the model's only input: [rows, features] for
+ * the tabular models, [rows, 3, 224, 224] images for the vision ones (bench/engine/README.md).
+ * - batch: the whole tensor in one run; one warm-up run, then --batch-runs timed runs; reports the
+ *   median run time divided by the row count (per-row time in a batch). --batch-runs 0 skips it
+ *   (the vision models are declared with batch 1).
+ * - single row: [1, ...] views of the first 256 rows in turn (so tree ensembles do not see
  *   one path over and over); --warmup untimed runs, then --single timed runs, each timed alone
- *   with CLOCK_MONOTONIC; reports the median and the 90th percentile. The time covers binding the
- *   input and running, as ONNX Runtime's session.run does.
+ *   with CLOCK_MONOTONIC; reports the median, the mean and the 90th percentile. The time covers
+ *   binding the input and running, as ONNX Runtime's session.run does.
  * Verification (SQLite speedtest1 --verify's spirit: a benchmark that checks what it measures):
  * each single-row result is compared with the same row of the batch result (the plans differ, the
  * answers must not), and with --out-dir the batch outputs are written to DIR/NAME.ours.<output>.npy
- * so run.sh can compare them with ONNX Runtime's.
+ * so run.sh can compare them with ONNX Runtime's. Without a batch run, the single-row outputs of
+ * the first rows (at most 256) are stacked and written there instead.
  * Output: one JSON object on stdout. Exit 1 on any error or mismatch.
  */
 #include <math.h>
@@ -71,6 +74,29 @@ static int copy_output(const struct vg_tensor *src, struct vg_tensor *dst)
     return 0;
 }
 
+/* Copies single-row output t into row k of *dst, a stack of n_rows such outputs
+ * ([n_rows, ...t's dims after the first]), allocated on the first row. */
+static int stack_output(const struct vg_tensor *t, int64_t k, int64_t n_rows,
+                        struct vg_tensor *dst)
+{
+    if (t->dtype == VG_DT_STRING || t->rank < 1)
+        return -1;
+    size_t bytes = (size_t)vg_tensor_numel(t) * vg_dtype_size(t->dtype);
+    if (k == 0) {
+        *dst = *t;
+        dst->map_keys = NULL;
+        dst->dims[0] = t->dims[0] * n_rows;
+        dst->data = malloc(bytes * (size_t)n_rows + 1);
+        if (!dst->data)
+            return -1;
+    } else if (dst->dtype != t->dtype || (int64_t)bytes * n_rows !=
+               vg_tensor_numel(dst) * (int64_t)vg_dtype_size(dst->dtype)) {
+        return -1;
+    }
+    memcpy((char *)dst->data + bytes * (size_t)k, t->data, bytes);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *batch_path = NULL, *out_dir = NULL, *name = "model";
@@ -98,7 +124,7 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (!model_path || !batch_path || n_single < 1 || n_warmup < 0 || n_batch < 1) {
+    if (!model_path || !batch_path || n_single < 1 || n_warmup < 0 || n_batch < 0) {
         fprintf(stderr, "engine_bench: need MODEL.onnx BATCH.npy and positive run counts\n");
         return 2;
     }
@@ -112,16 +138,18 @@ int main(int argc, char **argv)
     rc = vg_tensor_read_npy(batch_path, &batch, &err);
     if (rc)
         return die(batch_path, rc, &err);
-    if (vg_model_n_inputs(m) != 1 || batch.dtype != VG_DT_FLOAT || batch.rank != 2 ||
+    if (vg_model_n_inputs(m) != 1 || batch.dtype != VG_DT_FLOAT || batch.rank < 2 ||
         batch.dims[0] < 1) {
-        fprintf(stderr, "engine_bench: want a one-input model and a float32 [rows, features] "
+        fprintf(stderr, "engine_bench: want a one-input model and a float32 [rows, ...] "
                         "batch\n");
         return 1;
     }
-    int64_t rows = batch.dims[0], features = batch.dims[1];
+    /* features: elements per row (the row's shape is dims[1..]) */
+    int64_t rows = batch.dims[0], features = vg_tensor_numel(&batch) / rows;
     int n_out = vg_model_n_outputs(m);
     struct vg_session *s = vg_session_new(m);
     double *times = malloc(sizeof(double) * (size_t)(n_single > n_batch ? n_single : n_batch));
+    int64_t n_rows = rows < SINGLE_ROWS ? rows : SINGLE_ROWS;
     struct vg_tensor *batch_out = calloc((size_t)n_out, sizeof(*batch_out));
     if (!s || !times || !batch_out) {
         fprintf(stderr, "engine_bench: out of memory\n");
@@ -129,7 +157,9 @@ int main(int argc, char **argv)
     }
 
     /* ---- batch ---- */
-    for (int r = -1; r < n_batch; r++) {
+    double batch_row_us = -1.0;
+    size_t arena_batch = 0;
+    for (int r = n_batch ? -1 : 0; r < n_batch; r++) {
         double t0 = now_us();
         rc = vg_session_set_input(s, 0, &batch, &err);
         if (!rc)
@@ -140,9 +170,11 @@ int main(int argc, char **argv)
         if (r >= 0)
             times[r] = t1 - t0;
     }
-    double batch_row_us = quantile(times, n_batch, 0.5) / (double)rows;
-    size_t arena_batch = vg_session_arena_bytes(s);
-    for (int j = 0; j < n_out; j++) {
+    if (n_batch) {
+        batch_row_us = quantile(times, n_batch, 0.5) / (double)rows;
+        arena_batch = vg_session_arena_bytes(s);
+    }
+    for (int j = 0; j < n_out && n_batch; j++) {
         const struct vg_tensor *t = vg_session_output(s, j);
         if (!t || t->dtype == VG_DT_STRING || copy_output(t, &batch_out[j])) {
             fprintf(stderr, "engine_bench: output %d missing, a string, or out of memory\n", j);
@@ -160,8 +192,8 @@ int main(int argc, char **argv)
     }
 
     /* ---- single row ---- */
-    int64_t n_rows = rows < SINGLE_ROWS ? rows : SINGLE_ROWS;
-    struct vg_tensor row = {.dtype = VG_DT_FLOAT, .rank = 2, .dims = {1, features}};
+    struct vg_tensor row = batch;
+    row.dims[0] = 1;
     for (int r = -n_warmup; r < n_single; r++) {
         int64_t k = (r + n_warmup) % n_rows;
         row.data = (float *)batch.data + k * features;
@@ -175,10 +207,14 @@ int main(int argc, char **argv)
         if (r >= 0)
             times[r] = t1 - t0;
     }
+    double single_mean = 0.0;
+    for (int r = 0; r < n_single; r++)
+        single_mean += times[r] / n_single;
     double single_p90 = quantile(times, n_single, 0.9);
     double single_us = quantile(times, n_single, 0.5);
 
-    /* ---- verify: each single-row answer equals its row of the batch answer ---- */
+    /* ---- verify: each single-row answer equals its row of the batch answer (or, without a
+     * batch run, is collected into the stacked output written for run.sh) ---- */
     int mismatches = 0;
     for (int64_t k = 0; k < n_rows; k++) {
         row.data = (float *)batch.data + k * features;
@@ -190,6 +226,14 @@ int main(int argc, char **argv)
         for (int j = 0; j < n_out; j++) {
             const struct vg_tensor *t = vg_session_output(s, j);
             int64_t per_row = vg_tensor_numel(t);
+            if (!n_batch) {
+                if (stack_output(t, k, n_rows, &batch_out[j])) {
+                    fprintf(stderr, "engine_bench: output %d: a string, a size change, or out of "
+                                    "memory\n", j);
+                    return 1;
+                }
+                continue;
+            }
             if (per_row * rows != vg_tensor_numel(&batch_out[j])) {
                 fprintf(stderr,
                         "engine_bench: output %d: single-row size %lld does not match "
@@ -210,12 +254,29 @@ int main(int argc, char **argv)
         }
     }
 
+    if (!n_batch && out_dir) {
+        for (int j = 0; j < n_out; j++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s/%s.ours.%s.npy", out_dir, name,
+                     vg_model_output(m, j)->name);
+            rc = vg_tensor_write_npy(path, &batch_out[j], &err);
+            if (rc)
+                return die(path, rc, &err);
+        }
+    }
+    if (!n_batch)
+        arena_batch = vg_session_arena_bytes(s);
+
+    char batch_field[64] = "null";
+    if (n_batch)
+        snprintf(batch_field, sizeof(batch_field), "%.5f", batch_row_us);
     printf("{\"engine\": \"vigil\", \"model\": \"%s\", \"rows\": %lld, \"single_us\": %.4f, "
-           "\"single_us_p90\": %.4f, \"batch_row_us\": %.5f, \"single_runs\": %d, "
-           "\"warmup\": %d, \"batch_runs\": %d, \"arena_bytes\": %zu, "
-           "\"verify_mismatches\": %d, \"blas_core\": \"%s\"}\n",
-           name, (long long)rows, single_us, single_p90, batch_row_us, n_single, n_warmup, n_batch,
-           arena_batch, mismatches, openblas_get_corename());
+           "\"single_us_p90\": %.4f, \"single_us_mean\": %.4f, \"batch_row_us\": %s, "
+           "\"single_runs\": %d, \"warmup\": %d, \"batch_runs\": %d, \"arena_bytes\": %zu, "
+           "\"exec_nodes\": %d, \"verify_mismatches\": %d, \"blas_core\": \"%s\"}\n",
+           name, (long long)rows, single_us, single_p90, single_mean, batch_field, n_single,
+           n_warmup, n_batch, arena_batch, vg_model_n_exec_nodes(m), mismatches,
+           openblas_get_corename());
 
     for (int j = 0; j < n_out; j++)
         free(batch_out[j].data);

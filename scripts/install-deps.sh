@@ -65,12 +65,20 @@ if [ ${#missing[@]} -ne 0 ]; then
 fi
 
 if [ "$mode" != --build-only ]; then
-  # The validators of tests/deploy (validate.mjs), exactly as package-lock.json pins them.
-  deploy_tests="$(cd "$(dirname "$0")/.." && pwd)/tests/deploy"
-  if [ ! -d "$deploy_tests/node_modules" ] ||
-     [ "$deploy_tests/package-lock.json" -nt "$deploy_tests/node_modules" ]; then
-    echo "installing the npm packages of tests/deploy (npm ci)"
-    npm ci --prefix "$deploy_tests" --no-audit --no-fund
-    touch "$deploy_tests/node_modules"
-  fi
+  # npm packages of the tests, exactly as each package-lock.json pins them: the validators of
+  # tests/deploy (validate.mjs) and ONNX Runtime for the int8 comparison of tests/quant.
+  # onnxruntime-node's install script would download binaries; its npm package already carries
+  # the linux-x64 library, so tests/quant installs with --ignore-scripts.
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  npm_install() { # DIR [npm ci options...]
+    local dir=$1; shift
+    [ -f "$dir/package-lock.json" ] || return 0
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      echo "installing the npm packages of ${dir#"$root"/} (npm ci)"
+      npm ci --prefix "$dir" --no-audit --no-fund "$@"
+      touch "$dir/node_modules"
+    fi
+  }
+  npm_install "$root/tests/deploy"
+  npm_install "$root/tests/quant" --ignore-scripts
 fi

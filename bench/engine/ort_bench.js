@@ -1,20 +1,24 @@
 // ort_bench.js: times ONNX Runtime (npm onnxruntime-node) the way engine_bench.c times vigil.
 //
 //   node ort_bench.js MODEL.onnx BATCH.npy [--single N] [--warmup N] [--batch-runs N]
-//                     [--async-single N] [--out-dir DIR --name NAME]
+//                     [--async-single N] [--out-dir DIR --name NAME] [--profile PREFIX]
 //
 // One session per model, single-threaded (intraOpNumThreads 1, interOpNumThreads 1, sequential
 // execution, all graph optimisations on), like a vigil session.
-// - batch: the whole [rows, features] float32 matrix per run; one warm-up, then --batch-runs
-//   timed runs; median / rows.
-// - single row: [1, features] views of the first 256 rows in turn; --warmup untimed runs, then
-//   --single runs each timed alone with process.hrtime; median and 90th percentile.
+// - batch: the whole [rows, ...] float32 tensor per run; one warm-up, then --batch-runs
+//   timed runs; median / rows. --batch-runs 0 skips it (vision models have batch 1).
+// - single row: [1, ...] views of the first 256 rows in turn; --warmup untimed runs, then
+//   --single runs each timed alone with process.hrtime; median, mean and 90th percentile.
 // The timed call is the binding's synchronous InferenceSession.run: the public
 // `await session.run()` wraps that very call in a Promise and a setImmediate, which adds
 // event-loop latency that is not ONNX Runtime's; its median is reported too (single_us_async).
 // Even the synchronous call carries the N-API crossing and the creation of the output JS arrays:
 // run.sh measures that floor with an Identity model.
-// With --out-dir, the batch outputs go to DIR/NAME.ort.<output>.npy for run.sh to compare.
+// With --out-dir, the batch outputs go to DIR/NAME.ort.<output>.npy for run.sh to compare (without
+// a batch run: the single-row outputs of the first rows, stacked).
+// --profile PREFIX: ONNX Runtime's own profiler (enableProfiling) on a separate session that runs
+// the single-row loop once more; the JSON trace (per-node times) path is printed on stderr and
+// returned as "profile" (the timed figures never come from the profiled session).
 // Output: one JSON object on stdout.
 'use strict';
 
@@ -27,7 +31,7 @@ const SINGLE_ROWS = 256;
 
 function parseArgs(argv) {
   const a = { single: 20000, warmup: 2000, batchRuns: 5, asyncSingle: 2000, outDir: null,
-    name: 'model', files: [] };
+    name: 'model', profile: null, files: [] };
   for (let i = 0; i < argv.length; i++) {
     const k = argv[i];
     const v = () => { if (i + 1 >= argv.length) throw new Error(`${k} needs a value`); return argv[++i]; };
@@ -37,6 +41,7 @@ function parseArgs(argv) {
     else if (k === '--async-single') a.asyncSingle = parseInt(v(), 10);
     else if (k === '--out-dir') a.outDir = v();
     else if (k === '--name') a.name = v();
+    else if (k === '--profile') a.profile = v();
     else if (k.startsWith('-')) throw new Error(`unknown option ${k}`);
     else a.files.push(k);
   }
@@ -107,19 +112,21 @@ async function main() {
   const runOpts = {};
 
   const batch = readNpyF32(batchPath);
-  const [rows, features] = batch.shape;
-  const batchTensor = new ort.Tensor('float32', batch.data, [rows, features]);
+  const rows = batch.shape[0];
+  const rowShape = batch.shape.slice(1);
+  const features = rowShape.reduce((x, y) => x * y, 1); // elements per row
+  const batchTensor = new ort.Tensor('float32', batch.data, batch.shape);
 
   const times = [];
   let out = null;
-  for (let r = -1; r < a.batchRuns; r++) {
+  for (let r = a.batchRuns > 0 ? -1 : 0; r < a.batchRuns; r++) {
     const t0 = nowUs();
     out = sess.run({ [inputName]: batchTensor }, fetches, runOpts);
     const t1 = nowUs();
     if (r >= 0) times.push(t1 - t0);
   }
-  const batchRowUs = quantile(times, 0.5) / rows;
-  if (a.outDir) {
+  const batchRowUs = a.batchRuns > 0 ? quantile(times, 0.5) / rows : null;
+  if (a.outDir && a.batchRuns > 0) {
     for (const [name, t] of Object.entries(out)) {
       writeNpy(path.join(a.outDir, `${a.name}.ort.${name}.npy`), t);
     }
@@ -129,7 +136,24 @@ async function main() {
   const rowTensors = [];
   for (let k = 0; k < nRows; k++) {
     rowTensors.push(new ort.Tensor('float32', batch.data.subarray(k * features, (k + 1) * features),
-      [1, features]));
+      [1, ...rowShape]));
+  }
+  if (a.outDir && a.batchRuns === 0) {
+    // Single-row outputs of every row, stacked along the first dimension.
+    const stacked = {};
+    for (let k = 0; k < nRows; k++) {
+      const o = sess.run({ [inputName]: rowTensors[k] }, fetches, runOpts);
+      for (const [name, t] of Object.entries(o)) {
+        if (!stacked[name]) {
+          stacked[name] = { type: t.type, dims: [t.dims[0] * nRows, ...t.dims.slice(1)],
+            data: new t.data.constructor(t.data.length * nRows) };
+        }
+        stacked[name].data.set(t.data, k * t.data.length);
+      }
+    }
+    for (const [name, t] of Object.entries(stacked)) {
+      writeNpy(path.join(a.outDir, `${a.name}.ort.${name}.npy`), t);
+    }
   }
   const single = new Float64Array(a.single);
   for (let r = -a.warmup; r < a.single; r++) {
@@ -155,10 +179,27 @@ async function main() {
     asyncUs = quantile(at, 0.5);
   }
 
+  let profile = null;
+  if (a.profile) {
+    const ps = new binding.InferenceSession();
+    ps.loadModel(modelPath, { ...opts, enableProfiling: true, profileFilePrefix: a.profile });
+    for (let r = 0; r < Math.min(a.single, 200); r++) {
+      ps.run({ [inputName]: rowTensors[r % nRows] }, fetches, runOpts);
+    }
+    ps.endProfiling(); // writes PREFIX_<date>.json and returns nothing: take the newest one
+    const dir = path.dirname(path.resolve(a.profile));
+    const base = path.basename(a.profile);
+    const traces = fs.readdirSync(dir).filter((f) => f.startsWith(base) && f.endsWith('.json'))
+      .map((f) => path.join(dir, f)).sort((x, y) => fs.statSync(y).mtimeMs - fs.statSync(x).mtimeMs);
+    profile = traces.length ? traces[0] : null;
+    process.stderr.write(`ort_bench: profile written to ${profile}\n`);
+  }
+
   const res = { engine: 'onnxruntime-node', version: require('onnxruntime-node/package.json').version,
     model: a.name, rows, single_us: quantile(single, 0.5), single_us_p90: quantile(single, 0.9),
+    single_us_mean: single.reduce((x, y) => x + y, 0) / single.length,
     single_us_async: asyncUs, batch_row_us: batchRowUs, single_runs: a.single, warmup: a.warmup,
-    batch_runs: a.batchRuns };
+    batch_runs: a.batchRuns, profile };
   process.stdout.write(JSON.stringify(res) + '\n');
 }
 

@@ -1,6 +1,7 @@
 """Compares vigil's and ONNX Runtime's batch outputs and prints the engine benchmark table.
 
 Usage: python3 report.py WORK_DIR [--docs PATH --command "CMD"]
+       python3 report.py WORK_DIR --vision [--docs PATH --command "CMD"]
 
 WORK_DIR holds results.jsonl (one JSON object per engine and model, from engine_bench and
 ort_bench.js), models/models.json and outputs/NAME.{ours,ort}.OUTPUT.npy. Needs numpy
@@ -13,6 +14,14 @@ reference): a model fails when vigil disagrees with scikit-learn; when only ONNX
 disagrees with both, the table says so.
 Targets (ratio = vigil / ONNX Runtime, lower is better): tree ensembles' per-row batch time at
 most 0.5x ORT; rf100_iris single-row under 2 us; MLP within 1.5x ORT (single row and batch).
+
+--vision: WORK_DIR is the vision work directory (results.jsonl, models/models.json,
+outputs/NAME.{ours,ort}.output.npy, models/NAME.torch.output.npy; run.sh --only vision). Batch-1
+latency p50 / mean / p90 per engine, the ratio vigil / ORT, target <= 1.2x on each model. Outputs:
+float models against ONNX Runtime and torch (max abs diff <= 1e-4 * max(1, max |logit|)); int8
+against ONNX Runtime (integer outputs within 1; float outputs reported). With --docs, the section
+between the "vision" markers of the docs file is replaced (the rest is kept); a tabular run keeps
+that section too.
 """
 
 import argparse
@@ -98,12 +107,204 @@ def fmt(v, digits=2):
     return "-" if v is None else ("%.*f" % (digits, v))
 
 
+VISION_BEGIN = "<!-- vision:begin (bench/engine/report.py --vision writes this section) -->"
+VISION_END = "<!-- vision:end -->"
+VISION_LABELS = {
+    "resnet18": "resnet18 (float)",
+    "mobilenet_v2": "mobilenet_v2 (float)",
+    "efficientnet_b0": "efficientnet_b0 (float)",
+    "squeezenet1_1": "squeezenet1_1 (float)",
+    "int8_lite": "int8 efficientnet-lite-shaped graph",
+}
+
+
+def best_rounds(path):
+    """{(engine, model): result} keeping each figure's best round; (results, rounds)."""
+    res, n_rounds = {}, {}
+    with open(path) as f:
+        for line in f:
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            key = (r["engine"], r["model"])
+            n_rounds[key] = n_rounds.get(key, 0) + 1
+            if key not in res:
+                res[key] = r
+                continue
+            best = res[key]
+            for k in ("single_us", "single_us_p90", "single_us_mean", "single_us_async",
+                      "batch_row_us"):
+                if r.get(k) is not None and (best.get(k) is None or r[k] < best[k]):
+                    best[k] = r[k]
+            best["verify_mismatches"] = max(best.get("verify_mismatches", 0),
+                                            r.get("verify_mismatches", 0))
+    return res, (max(n_rounds.values()) if n_rounds else 0)
+
+
+def vision_agree(a, b, integer_step=1):
+    """(ok, text) for two {output: array} sets of the vision models."""
+    if not a or not b:
+        return False, "outputs missing"
+    notes, ok = [], True
+    for out in sorted(set(a) & set(b)):
+        x, y = a[out], b[out]
+        if x.shape != y.shape:
+            ok = False
+            notes.append("%s shape %s vs %s" % (out, x.shape, y.shape))
+            continue
+        diff = float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))) if x.size else 0
+        if x.dtype.kind == "f":
+            scale = max(1.0, float(np.max(np.abs(y))))
+            ok &= diff <= 1e-4 * scale
+            top = float(np.mean(np.argmax(x.reshape(len(x), -1), 1) ==
+                                np.argmax(y.reshape(len(y), -1), 1))) if x.ndim > 1 else 1.0
+            notes.append("max abs diff %.2g (max |y| %.3g), top-1 agree %.0f%%" % (
+                diff, scale, 100 * top))
+        else:
+            ok &= diff <= integer_step
+            notes.append("max diff %d step(s)" % diff)
+    if set(a) != set(b):
+        ok = False
+        notes.append("output names differ: %s vs %s" % (sorted(a), sorted(b)))
+    return ok, ", ".join(notes)
+
+
+def machine_line(ort_version):
+    try:
+        load = " ".join(open("/proc/loadavg").read().split()[:3])
+    except OSError:
+        load = "?"
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return ("Machine: %s, %d CPUs, load average %s at the end of the run. Both engines "
+            "single-threaded (vigil: one session, OpenBLAS limited to one thread; ONNX Runtime %s "
+            "from npm onnxruntime-node: intraOpNumThreads 1, interOpNumThreads 1, sequential, all "
+            "graph optimisations)." % (cpu, os.cpu_count() or 0, load, ort_version))
+
+
+def replace_section(path, body):
+    """Replaces the vision section of the docs file (appends it when absent)."""
+    try:
+        text = open(path).read()
+    except OSError:
+        text = "# Engine benchmarks\n"
+    block = VISION_BEGIN + "\n" + body.rstrip("\n") + "\n" + VISION_END + "\n"
+    if VISION_BEGIN in text and VISION_END in text:
+        head, rest = text.split(VISION_BEGIN, 1)
+        text = head + block + rest.split(VISION_END, 1)[1].lstrip("\n")
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def kept_section(path):
+    """The vision section of an existing docs file ("" when absent)."""
+    try:
+        text = open(path).read()
+    except OSError:
+        return ""
+    if VISION_BEGIN not in text or VISION_END not in text:
+        return ""
+    return VISION_BEGIN + text.split(VISION_BEGIN, 1)[1].split(VISION_END, 1)[0] + VISION_END + "\n"
+
+
+def vision_main(args):
+    res, rounds = best_rounds(os.path.join(args.work, "results.jsonl"))
+    with open(os.path.join(args.work, "models", "models.json")) as f:
+        entries = json.load(f)
+    rows, checks, targets, all_ok = [], [], [], True
+    for e in entries:
+        name = e["name"]
+        ours, ort = res.get(("vigil", name)), res.get(("onnxruntime-node", name))
+        if not ours and not ort:
+            continue
+        if not ours or not ort:
+            all_ok = False
+            rows.append("| %s | %s |" % (VISION_LABELS.get(name, name), "vigil failed" if not ours
+                                        else "ONNX Runtime failed"))
+            continue
+        o_ours, o_ort = load_outputs(args.work, name, "ours"), load_outputs(args.work, name, "ort")
+        ok, text = vision_agree(o_ours, o_ort)
+        detail = "vs ORT: " + text
+        if e.get("reference") == "torch":
+            ref = {"output": np.load(os.path.join(args.work, "models", name + ".torch.output.npy"))}
+            ok_t, t_text = vision_agree({"output": o_ours.get("output")} if "output" in o_ours
+                                        else {}, ref)
+            ok &= ok_t
+            detail += "; vs torch: " + t_text
+            _, ort_t = vision_agree({"output": o_ort.get("output")} if "output" in o_ort else {},
+                                    ref)
+            detail += "; ORT vs torch: " + ort_t
+        all_ok &= ok
+        checks.append("| %s | %s | %s |" % (name, "OK" if ok else "MISMATCH", detail))
+        r50 = ours["single_us"] / ort["single_us"]
+        rmean = ours["single_us_mean"] / ort["single_us_mean"]
+        rows.append("| %s | %.2f | %.2f | %.2fx | %.2f | %.2f | %.2fx | %.2f | %.2f |" % (
+            VISION_LABELS.get(name, name), ours["single_us"] / 1e3, ort["single_us"] / 1e3, r50,
+            ours["single_us_mean"] / 1e3, ort["single_us_mean"] / 1e3, rmean,
+            ours["single_us_p90"] / 1e3, ort["single_us_p90"] / 1e3))
+        targets.append(("%s p50 <= 1.2x ORT" % name, r50 <= 1.2, "%.2fx" % r50))
+    table = ["| model | vigil p50 ms | ORT p50 ms | ratio p50 | vigil mean ms | ORT mean ms | "
+             "ratio mean | vigil p90 ms | ORT p90 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"] + rows
+    target_lines = ["| target | result | measured |", "|---|---|---|"] + [
+        "| %s | %s | %s |" % (t, "PASS" if ok else "MISS", v) for t, ok, v in targets]
+    check_lines = ["| model | outputs | detail |", "|---|---|---|"] + checks
+    text = "\n".join(table) + "\n\n" + "\n".join(target_lines) + "\n\n" + "\n".join(check_lines)
+    print(text)
+    if args.docs:
+        ort_version = next((r.get("version") for (eng, _), r in res.items() if eng != "vigil"),
+                           "?")
+        any_ours = next((r for (eng, _), r in res.items() if eng == "vigil"), {})
+        doc = [
+            "## Vision models", "",
+            "Latest figures from `%s` (%s UTC)." % (
+                args.command, datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M")), "",
+            machine_line(ort_version), "",
+            "Method: batch-1 latency of one [1, 3, 224, 224] image per run, %s timed runs after %s "
+            "warm-up runs, cycling through %s different random images, each run timed alone; p50, "
+            "mean and p90 in milliseconds; each figure is the best of %d rounds, the engines "
+            "alternating. Models: torchvision architectures with their own random initialisation "
+            "(weights=None, seed 0) exported at opset 13 by `bench/engine/vision_models.py`; the "
+            "int8 graph comes from the quantization tests' generator. Ratio = vigil / ORT (target "
+            "<= 1.2x)." % (any_ours.get("single_runs", "?"), any_ours.get("warmup", "?"),
+                           any_ours.get("rows", "?"), rounds), ""] + table + [
+            "", "### Targets", ""] + target_lines + [
+            "", "### Verification", "",
+            "Both engines' outputs for every image, against each other and against torch's own "
+            "(float: max abs diff within 1e-4 of the largest logit; int8: within one "
+            "quantization step).", ""] + check_lines + [""]
+        conv = os.path.join(args.work, "conv_backends.md")
+        if os.path.exists(conv):
+            doc += ["### Convolution backends: vigil, oneDNN, im2col + OpenBLAS", "",
+                    "Every convolution of the float models, one line per distinct shape (x count), "
+                    "single-threaded, from `bench/engine/run.sh --only vision --conv` "
+                    "(`conv_backends`, bench/engine/README.md); µs per layer.", "",
+                    open(conv).read().rstrip("\n"), ""]
+            notes = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                 "conv_backends.notes.md")
+            if os.path.exists(notes):
+                doc += [open(notes).read().rstrip("\n"), ""]
+        replace_section(args.docs, "\n".join(doc))
+    return 0 if all_ok else 1
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("work")
     ap.add_argument("--docs")
     ap.add_argument("--command", default="bench/engine/run.sh")
+    ap.add_argument("--vision", action="store_true")
     args = ap.parse_args()
+    if args.vision:
+        return vision_main(args)
 
     # Several rounds per engine and model: keep each figure's best (lowest) value, since other
     # processes can only slow a round down; verification counts keep their worst.
@@ -239,8 +440,11 @@ def main():
                 "(ONNX Runtime); `bench/engine/README.md` explains how to run them.", "",
                 "Training figures (`vigil train` against scikit-learn) are in "
                 "[benchmarks-training.md](benchmarks-training.md).", ""]
+        keep = kept_section(args.docs)  # the vision section, written by --vision runs
         with open(args.docs, "w") as f:
             f.write("\n".join(doc))
+            if keep:
+                f.write("\n" + keep)
     return 0 if all_ok else 1
 
 

@@ -1,7 +1,8 @@
 /*
  * onnx_conformance: runs ONNX backend-style test cases through the engine.
  *
- *   onnx_conformance DIR... [--filter SUBSTR] [--exclusions FILE] [--rtol R] [--atol A] [-v]
+ *   onnx_conformance DIR... [--filter SUBSTR] [--exclusions FILE] [--rtol R] [--atol A]
+ *                   [--int-atol N] [-v]
  *
  * Case layout (as onnx.backend.test.cmd_tools generate-data writes it):
  *   DIR/test_x/model.onnx, DIR/test_x/test_data_set_K/input_N.pb, output_N.pb (TensorProto).
@@ -13,8 +14,10 @@
  * (by name, so the engine's input order does not matter), the model runs, and output_N.pb is
  * compared with the N-th graph output the way ONNX's backend test runner does: dtype and shape
  * equal; floats within |got - expected| <= atol + rtol * |expected| (numpy assert_allclose,
- * defaults rtol 1e-3, atol 1e-7), NaN equal to NaN, infinities equal only to themselves; integers,
- * bools and strings exactly. A ZipMap output (map_keys set) is compared through its [N, C] values.
+ * defaults rtol 1e-3, atol 1e-7), NaN equal to NaN, infinities equal only to themselves; integers
+ * within --int-atol (default 0: exactly; the int8 comparison with ONNX Runtime allows one
+ * quantization step, and then prints how many elements differ by exactly that much), bools and
+ * strings exactly. A ZipMap output (map_keys set) is compared through its [N, C] values.
  *
  * bad_* cases: model.onnx must fail to load with an error whose message contains the text of
  * expected_error.txt (trailing whitespace ignored). If the model loads and the case has
@@ -52,6 +55,7 @@ struct options {
     const char *filter;
     const char *exclusions_path;
     double rtol, atol;
+    int64_t int_atol; /* integer outputs may differ by this much */
     int verbose;
 };
 
@@ -388,12 +392,12 @@ static int floats_close(double want, double got, double rtol, double atol)
 }
 
 /* Compares one output; on mismatch writes why into v and returns -1. */
-static int compare_output(const struct options *o, int idx, const char *name,
-                          const struct vg_tensor *want, const struct vg_tensor *got,
-                          struct verdict *v)
+static int compare_output(const struct options *o, const char *set_dir, int idx,
+                          const char *name, const struct vg_tensor *want,
+                          const struct vg_tensor *got, struct verdict *v)
 {
     char ws[128], gs[128], where[128];
-    int64_t n, bad = 0, first = -1;
+    int64_t n, bad = 0, first = -1, near = 0;
     double max_diff = 0;
 
     if (want->dtype != got->dtype) {
@@ -422,6 +426,12 @@ static int compare_output(const struct options *o, int idx, const char *name,
                 max_diff = fabs(g - w);
         } else if (want->dtype == VG_DT_STRING) {
             ok = strcmp(elem_str(want, i), elem_str(got, i)) == 0;
+        } else if (o->int_atol > 0 && want->dtype != VG_DT_BOOL) {
+            int64_t d = elem_i64(got, i) - elem_i64(want, i);
+            d = d < 0 ? -d : d;
+            ok = d <= o->int_atol;
+            if (ok && d == o->int_atol)
+                near++;
         } else {
             ok = elem_i64(want, i) == elem_i64(got, i);
         }
@@ -431,6 +441,9 @@ static int compare_output(const struct options *o, int idx, const char *name,
             bad++;
         }
     }
+    if (near)
+        printf("  %s: output %d '%s': %" PRId64 "/%" PRId64 " elements (%.4f%%) differ by %" PRId64
+               "\n", set_dir, idx, name, near, n, 100.0 * (double)near / (double)n, o->int_atol);
     if (!bad)
         return 0;
 
@@ -561,7 +574,7 @@ static int compare_outputs(const struct options *o, const Onnx__GraphProto *g,
             fail(v, "output %d '%s': missing", j, name ? name : "");
             rc = -1;
         } else {
-            rc = compare_output(o, j, name ? name : "", &want, got, v);
+            rc = compare_output(o, set_dir, j, name ? name : "", &want, got, v);
         }
         vg_tensor_free_data(&want);
         free(pb_name);
@@ -879,7 +892,7 @@ static int run_dir(const struct options *o, struct exclusions *ex, const char *d
 static int usage(void)
 {
     fprintf(stderr, "usage: onnx_conformance DIR... [--filter SUBSTR] [--exclusions FILE] "
-                    "[--rtol R] [--atol A] [-v]\n");
+                    "[--rtol R] [--atol A] [--int-atol N] [-v]\n");
     return 2;
 }
 
@@ -915,6 +928,11 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--atol") == 0 && i + 1 < argc) {
             if (parse_double(argv[++i], &o.atol) < 0)
                 goto usage;
+        } else if (strcmp(a, "--int-atol") == 0 && i + 1 < argc) {
+            double d;
+            if (parse_double(argv[++i], &d) < 0 || d != floor(d) || d > 255)
+                goto usage;
+            o.int_atol = (int64_t)d;
         } else if (a[0] == '-') {
             goto usage;
         } else {
