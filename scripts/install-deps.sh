@@ -23,6 +23,8 @@ build_packages=(
   libssl-dev
   # image models: JPEG, PNG, EXIF orientation, image_url fetching
   libjpeg62-turbo-dev libpng-dev libexif-dev libcurl4-openssl-dev
+  # oneDNN runs most float convolutions (src/engine/ops/conv_dnnl.c, docs/vision.md)
+  libdnnl-dev
   # CMake's configure step requires cmocka (the unit tests), even to build the vigil target alone
   libcmocka-dev
 )
@@ -52,9 +54,6 @@ if [ "$mode" = --bench ]; then
   # (nginx-light is the smallest), so look for the binary.
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || missing+=(nginx-light)
-  # bench/engine/conv_backends: oneDNN's convolution next to the engine's (docs/vision.md)
-  dpkg-query -W -f='${Status}' libdnnl-dev 2>/dev/null | grep -q "install ok installed" ||
-    missing+=(libdnnl-dev)
 fi
 if [ ${#missing[@]} -ne 0 ]; then
   echo "installing: ${missing[*]}"

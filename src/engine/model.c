@@ -7,7 +7,8 @@
  * single assignment of every value; every node input defined; topological order (Kahn; a cycle
  * is an error naming a node on it); operator known for its domain and opset; each operator's init
  * (attributes and types); graph output types against their declarations; constant folding of
- * initializer-only subgraphs; removal of nodes no output needs; and a shape probe (a plan built
+ * initializer-only subgraphs; load-time fusion through the operators' `absorb` hooks (op.h);
+ * removal of nodes no output needs; and a shape probe (a plan built
  * with leading symbolic dims bound to 1 and to 2: an error under every binding is a load error;
  * models with other symbolic dims are not probed, since no guess for them is meaningful).
  * Not supported: subgraph attributes (If/Loop), sparse initializers, functions, training info.
@@ -605,6 +606,7 @@ static int init_nodes(struct loader *L)
         if (n->op->init) {
             rc = n->op->init(&c);
             n->state = c.state;
+            n->absorb = c.absorb;
             if (rc > 0)
                 rc = -rc;
         } else {
@@ -710,7 +712,162 @@ static int fold_constants(struct loader *L, unsigned char *folded)
     return 0;
 }
 
-/* Keeps the nodes that some graph output needs and that were not folded. */
+/*
+ * Load-time fusion through the hooks operators' init set (c->absorb, protocol in op.h): a node whose
+ * single output feeds exactly one input slot of one other node, and is not a graph output, may
+ * take that consumer over. The consumer is then marked in `folded` (so it is not executed) and the
+ * node writes the consumer's output value. Repeats on the same node for chains. Also offers the
+ * x * f(x) diamond (two readers, the first feeding only the second) described in op.h.
+ */
+static int fuse_nodes(struct loader *L, unsigned char *folded)
+{
+    struct vg_model *m = L->m;
+    int *uses = calloc((size_t)m->n_values + 1, sizeof(int));
+    int *consumer = calloc((size_t)m->n_values + 1, sizeof(int));
+    int *first = calloc((size_t)m->n_values + 1, sizeof(int)); /* first reader */
+    int rc = 0;
+    if (!uses || !consumer || !first) {
+        rc = oom(L);
+        goto out;
+    }
+    for (int k = 0; k < m->n_all_nodes; k++) {
+        const struct vg_node *n = &m->all_nodes[k];
+        if (folded[k])
+            continue;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] >= 0) {
+                if (!uses[n->in[i]]++)
+                    first[n->in[i]] = k;
+                consumer[n->in[i]] = k;
+            }
+    }
+    for (int i = 0; i < m->n_outputs; i++)
+        uses[m->output_ids[i]] += 2; /* a graph output is never fused away */
+    for (int k = 0; k < m->n_all_nodes; k++) {
+        struct vg_node *n = &m->all_nodes[k];
+        if (folded[k] || !n->absorb)
+            continue;
+        for (;;) {
+            int po = -1, nout = 0;
+            for (int i = 0; i < n->n_out; i++)
+                if (n->out[i] >= 0) {
+                    po = i;
+                    nout++;
+                }
+            if (nout != 1)
+                break;
+            int v = n->out[po], j = consumer[v], via = -1;
+            if (uses[v] == 2) { /* a diamond P -> A -> B, P -> B (see op.h)? */
+                int a = first[v];
+                const struct vg_node *na = &m->all_nodes[a];
+                int ao = -1, aout = 0;
+                for (int i = 0; i < na->n_out; i++)
+                    if (na->out[i] >= 0) {
+                        ao = i;
+                        aout++;
+                    }
+                if (a == j || folded[a] || aout != 1 || uses[na->out[ao]] != 1 ||
+                    consumer[na->out[ao]] != j)
+                    break;
+                via = a;
+            } else if (uses[v] != 1) {
+                break;
+            }
+            const struct vg_node *q = &m->all_nodes[j];
+            if (folded[j] || j <= k)
+                break;
+            int qo = -1, qout = 0;
+            for (int i = 0; i < q->n_out; i++)
+                if (q->out[i] >= 0) {
+                    qo = i;
+                    qout++;
+                }
+            if (qout != 1 || m->values[q->out[qo]].dtype != m->values[n->out[po]].dtype)
+                break;
+            struct node_io io, qio;
+            if (node_io_alloc(&io, n)) {
+                rc = oom(L);
+                goto out;
+            }
+            if (node_io_alloc(&qio, q)) {
+                node_io_release(&io);
+                rc = oom(L);
+                goto out;
+            }
+            struct vg_tensor *tin = io.t, *tout = io.t + n->n_in;
+            for (int i = 0; i < n->n_in; i++) {
+                if (n->in[i] < 0)
+                    continue;
+                const struct vg_value *vi = &m->values[n->in[i]];
+                if (vi->constant)
+                    tin[i] = *vi->constant;
+                tin[i].dtype = vi->dtype;
+                io.pin[i] = &tin[i];
+            }
+            for (int i = 0; i < n->n_out; i++)
+                if (n->out[i] >= 0) {
+                    tout[i].dtype = m->values[n->out[i]].dtype;
+                    io.pout[i] = &tout[i];
+                }
+            for (int i = 0; i < q->n_in; i++) {
+                if (q->in[i] < 0)
+                    continue;
+                const struct vg_value *vq = &m->values[q->in[i]];
+                if (vq->constant)
+                    qio.t[i] = *vq->constant;
+                qio.t[i].dtype = vq->dtype;
+                qio.pin[i] = &qio.t[i];
+            }
+            struct node_io vio = {0};
+            if (via >= 0) {
+                const struct vg_node *na = &m->all_nodes[via];
+                if (node_io_alloc(&vio, na)) {
+                    node_io_release(&io);
+                    node_io_release(&qio);
+                    rc = oom(L);
+                    goto out;
+                }
+                for (int i = 0; i < na->n_in; i++) {
+                    if (na->in[i] < 0)
+                        continue;
+                    const struct vg_value *vv = &m->values[na->in[i]];
+                    if (vv->constant)
+                        vio.t[i] = *vv->constant;
+                    vio.t[i].dtype = vv->dtype;
+                    vio.pin[i] = &vio.t[i];
+                }
+            }
+            struct vg_kctx c;
+            vg__kctx_setup(&c, VG_PHASE_INIT, n, io.pin, io.pout, L->err);
+            c.absorb_via = via >= 0 ? &m->all_nodes[via] : NULL;
+            c.absorb_via_in = via >= 0 ? (const struct vg_tensor *const *)vio.pin : NULL;
+            rc = n->absorb(&c, q, (const struct vg_tensor *const *)qio.pin);
+            n->state = c.state;
+            node_io_release(&io);
+            node_io_release(&qio);
+            if (via >= 0)
+                node_io_release(&vio);
+            if (rc < 0)
+                goto out;
+            if (rc == 0)
+                break;
+            rc = 0;
+            uses[v] = 0;
+            n->out[po] = q->out[qo];
+            m->values[q->out[qo]].producer = k;
+            folded[j] = 1;
+            if (via >= 0)
+                folded[via] = 1;
+        }
+    }
+out:
+    free(uses);
+    free(consumer);
+    free(first);
+    return rc;
+}
+
+/* Keeps the nodes that some graph output needs and that were not folded (nor fused away). */
 static int select_exec_nodes(struct loader *L, const unsigned char *folded)
 {
     struct vg_model *m = L->m;
@@ -844,7 +1001,8 @@ int vg_engine_load_bytes(const void *bytes, size_t len, const char *base_dir,
         rc = oom(&L);
         goto out;
     }
-    if ((rc = fold_constants(&L, folded)) || (rc = select_exec_nodes(&L, folded)) ||
+    if ((rc = fold_constants(&L, folded)) || (rc = fuse_nodes(&L, folded)) ||
+        (rc = select_exec_nodes(&L, folded)) ||
         (rc = probe_shapes(&L)))
         goto out;
 out:

@@ -31,6 +31,29 @@
  *
  * Absent optional inputs/outputs (empty name in the model, or fewer listed) are NULL in in[] /
  * out[]; n_in / n_out is the count the node lists.
+ *
+ * Load-time fusion (optional): an operator's init may set c->absorb to a hook of type
+ * vg_absorb_fn for its node (the hook is per node, so init offers it only when fusion is
+ * possible at all, e.g. Conv with constant weights). After init, constant folding and before
+ * dead-node removal, the core offers such a node P its consumer Q when
+ *  - P has exactly one present output, that value is not a graph output and exactly one input
+ *    slot of one remaining node (Q) reads it;
+ *  - Q has exactly one present output, of the same dtype.
+ * The core calls P's hook with c set up as in P's init (in[] carry data for constant inputs,
+ * c->state is P's state, which the hook may change or replace) plus Q and Q's inputs (`next_in`,
+ * in Q's input order: dtype always, rank/dims/data when the input is a constant, NULL when
+ * absent). It returns 1 when P now computes Q's output from P's own inputs (e.g. Conv folding a
+ * following BatchNormalization or applying a Relu), 0 to decline (nothing changed), or a negative
+ * error (the load fails). On 1 the core makes P write Q's output value, drops Q, and offers P its
+ * new consumer again, so chains (Conv -> BatchNormalization -> Relu) fuse one step at a time.
+ * One diamond is offered too, for x * f(x) patterns such as SiLU (Sigmoid then Mul): when P's
+ * output v has exactly two readers A and B, A reads v once and has one present output read only by
+ * B (once), and B reads v once, the core calls the hook with next = B and c->absorb_via = A
+ * (c->absorb_via_in = A's inputs, like next_in); on 1 both A and B are dropped. Without a diamond
+ * c->absorb_via is NULL.
+ * Only the operator names the op types it absorbs; the core never does. The executed node count
+ * (vg_model_n_exec_nodes) shows the result. (The hook lives in the node rather than in struct
+ * vg_op so that the operator tables keep their short positional initializers.)
  */
 #ifndef VIGIL_ENGINE_OP_H
 #define VIGIL_ENGINE_OP_H
@@ -67,6 +90,7 @@ struct vg_attr {
 };
 
 struct vg_op;
+struct vg_kctx;
 
 /* A node of the loaded graph. Immutable after load. */
 struct vg_node {
@@ -80,6 +104,8 @@ struct vg_node {
     struct vg_attr *attrs;
     const struct vg_op *op;
     void *state;          /* from op->init; released with op->release */
+    int (*absorb)(struct vg_kctx *c, const struct vg_node *next,
+                  const struct vg_tensor *const *next_in); /* from init (c->absorb), or NULL */
 };
 
 enum vg_phase { VG_PHASE_INIT, VG_PHASE_INFER, VG_PHASE_RUN };
@@ -94,6 +120,10 @@ struct vg_kctx {
     struct vg_tensor *const *in; /* treat as const in infer and run */
     struct vg_tensor *const *out;
     size_t scratch_bytes; /* infer may set it */
+    int (*absorb)(struct vg_kctx *c, const struct vg_node *next,
+                  const struct vg_tensor *const *next_in); /* init may set it: fusion hook */
+    const struct vg_node *absorb_via;                /* fusion hook: the diamond's middle node */
+    const struct vg_tensor *const *absorb_via_in;    /* and its inputs */
     void *scratch;        /* run: c->scratch_bytes bytes, 64-byte aligned */
     struct vg_error *err;
     /* core-private */
@@ -104,6 +134,9 @@ struct vg_kctx {
 };
 
 typedef int (*vg_op_fn)(struct vg_kctx *c);
+/* Load-time fusion hook (see the header comment): 1 absorbed, 0 declined, < 0 error. */
+typedef int (*vg_absorb_fn)(struct vg_kctx *c, const struct vg_node *next,
+                            const struct vg_tensor *const *next_in);
 
 enum {
     /* Output depends only on the input's shape (Shape, Size): evaluable at planning time. */

@@ -98,9 +98,11 @@ static void add_version(struct builder *b, cJSON *o, const struct vg_store_entry
         check(b, cJSON_AddNullToObject(o, "version"));
 }
 
-static const char *task_name(enum vg_task t)
+static const char *task_name(const struct vg_served *m)
 {
-    return t == VG_TASK_REGRESSION ? "regression" : "classification";
+    return m->image                        ? "image_classification"
+           : m->task == VG_TASK_REGRESSION ? "regression"
+                                           : "classification";
 }
 
 void vg_api_index(struct vg_req *r)
@@ -181,7 +183,7 @@ void vg_api_models(struct vg_req *r)
             add_version(&b, o, e);
             add_bool(&b, o, "loaded", m != NULL);
             add_str(&b, o, "error", m ? NULL : e->reason ? e->reason : "not loaded");
-            add_str(&b, o, "task", m ? task_name(m->task) : NULL);
+            add_str(&b, o, "task", m ? task_name(m) : NULL);
             add_str(&b, o, "description", m ? m->description : NULL);
         }
     }
@@ -210,7 +212,7 @@ void vg_api_model_info(struct vg_req *r)
         add_str(&b, root, "name", m->name);
         add_num(&b, root, "version", (double)m->version);
         add_bool(&b, root, "loaded", 1);
-        add_str(&b, root, "task", task_name(m->task));
+        add_str(&b, root, "task", task_name(m));
         add_str(&b, root, "description", m->description);
         add_str(&b, root, "sha256", m->sha256);
         add_strings(&b, root, "features", m->features, m->n_features);
@@ -219,6 +221,10 @@ void vg_api_model_info(struct vg_req *r)
         const cJSON *cfg = m->config;
         add_copy(&b, root, "input", cJSON_GetObjectItemCaseSensitive(cfg, "input"));
         add_copy(&b, root, "outputs", cJSON_GetObjectItemCaseSensitive(cfg, "outputs"));
+        if (m->image) {
+            add_copy(&b, root, "image", cJSON_GetObjectItemCaseSensitive(cfg, "image"));
+            add_num(&b, root, "top_k", m->image->top_k);
+        }
         add_copy(&b, root, "metrics", cJSON_GetObjectItemCaseSensitive(cfg, "metrics"));
         add_copy(&b, root, "reference", cJSON_GetObjectItemCaseSensitive(cfg, "reference"));
         const cJSON *training = cJSON_GetObjectItemCaseSensitive(cfg, "training");

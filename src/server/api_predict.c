@@ -161,6 +161,10 @@ static int read_row(const struct vg_served *m, const cJSON *row, float *x, unsig
         msg_add(msg, " (the model's features: ");
         msg_names(msg, m->features, n, NULL);
         msg_add(msg, ")");
+        if (cJSON_GetObjectItemCaseSensitive(row, "image_url") ||
+            cJSON_GetObjectItemCaseSensitive(row, "image_b64"))
+            msg_add(msg, "; model '%s' is not an image model: it takes features, not images",
+                    m->name);
     }
     return -1;
 }
@@ -298,6 +302,18 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+static int is_json_content(const char *ct)
+{
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, "application/json", 16))
+        return 0;
+    ct += 16;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 void vg_api_predict(struct vg_req *r)
 {
     struct vg_store *st = r->store;
@@ -325,6 +341,20 @@ void vg_api_predict(struct vg_req *r)
     }
     struct vg_served *m = e->served;
     r->log_version = m->version_str;
+    if (m->image) {
+        vg_api_predict_image(r, m);
+        return;
+    }
+    /* http.c lets images through to the prediction routes; a tabular model takes JSON only. */
+    if (r->content_type && !is_json_content(r->content_type)) {
+        vg_served_count(m, VG_OUTCOME_BAD_INPUT, 0);
+        vg_reply_error(r, 415,
+                       "model '%s' takes a JSON object of features (Content-Type "
+                       "application/json), not '%.64s': images are for image classification "
+                       "models",
+                       m->name, r->content_type);
+        return;
+    }
 
     int status = 400;
     enum vg_outcome outcome = VG_OUTCOME_BAD_INPUT;

@@ -70,6 +70,24 @@ const char vg_serve_usage[] =
     "                          default: 100000)\n"
     "  --live-accuracy-window N  feedbacks vigil_live_accuracy covers, 1 to 10000000\n"
     "                          (VIGIL_LIVE_ACCURACY_WINDOW; default: 1000)\n"
+    "  --image-max-pixels N    image models: width x height of an image at most, checked on\n"
+    "                          its header before decoding (VIGIL_IMAGE_MAX_PIXELS;\n"
+    "                          default: 40000000)\n"
+    "  --image-max-body-bytes N  body cap of requests to image models, when larger than\n"
+    "                          --max-body-bytes (VIGIL_IMAGE_MAX_BODY_BYTES; default: 16M)\n"
+    "  --image-url on|off      fetch {\"image_url\": ...} of image predictions\n"
+    "                          (VIGIL_IMAGE_URL; default: on)\n"
+    "  --image-url-timeout-ms N  total time for an image_url fetch, redirects included\n"
+    "                          (VIGIL_IMAGE_URL_TIMEOUT_MS; default: 10000)\n"
+    "  --image-url-connect-timeout-ms N  time to connect to an image_url server\n"
+    "                          (VIGIL_IMAGE_URL_CONNECT_TIMEOUT_MS; default: 3000)\n"
+    "  --image-url-max-bytes N  largest image fetched from image_url; K, M, G suffixes\n"
+    "                          (VIGIL_IMAGE_URL_MAX_BYTES; default: 16M)\n"
+    "  --image-url-max-redirects N  redirects followed, 0 to 20\n"
+    "                          (VIGIL_IMAGE_URL_MAX_REDIRECTS; default: 3)\n"
+    "  --image-url-allow CIDR[,CIDR...]  networks image_url may reach although loopback,\n"
+    "                          private, link-local or reserved, e.g. 10.1.0.0/16,fd00::/8\n"
+    "                          (VIGIL_IMAGE_URL_ALLOW; default: none)\n"
     "  --config FILE           JSON object with any of the keys above, e.g.\n"
     "                          {\"port\": 8080, \"models\": \"/srv/models\"} (VIGIL_CONFIG)\n"
     "  -h, --help              show this help\n"
@@ -81,7 +99,7 @@ const char vg_serve_usage[] =
     "Exit status: 0 after a signal; 1 when the server cannot start (repository unreadable,\n"
     "address in use, access log not writable); 2 usage error.\n";
 
-enum opt_kind { OPT_STRING, OPT_INT, OPT_UINT, OPT_SIZE, OPT_BOOL };
+enum opt_kind { OPT_STRING, OPT_INT, OPT_UINT, OPT_SIZE, OPT_BOOL, OPT_COUNT /* size_t */ };
 
 struct opt {
     const char *name; /* long option without "--"; also the config file key */
@@ -112,6 +130,20 @@ static const struct opt opts[] = {
     {"feedback-store", "VIGIL_FEEDBACK_STORE", OPT_UINT, FIELD(feedback_store), 1, 10000000, 0},
     {"live-accuracy-window", "VIGIL_LIVE_ACCURACY_WINDOW", OPT_UINT, FIELD(live_accuracy_window), 1,
      10000000, 0},
+    {"image-max-pixels", "VIGIL_IMAGE_MAX_PIXELS", OPT_COUNT, FIELD(image_max_pixels), 1,
+     1ULL << 40, 0},
+    {"image-max-body-bytes", "VIGIL_IMAGE_MAX_BODY_BYTES", OPT_SIZE, FIELD(image_max_body_bytes), 1,
+     1ULL << 31, 0},
+    {"image-url", "VIGIL_IMAGE_URL", OPT_BOOL, FIELD(image_url), 0, 1, 0},
+    {"image-url-timeout-ms", "VIGIL_IMAGE_URL_TIMEOUT_MS", OPT_UINT, FIELD(image_url_timeout_ms), 1,
+     600000, 0},
+    {"image-url-connect-timeout-ms", "VIGIL_IMAGE_URL_CONNECT_TIMEOUT_MS", OPT_UINT,
+     FIELD(image_url_connect_timeout_ms), 1, 600000, 0},
+    {"image-url-max-bytes", "VIGIL_IMAGE_URL_MAX_BYTES", OPT_SIZE, FIELD(image_url_max_bytes), 1,
+     1ULL << 31, 0},
+    {"image-url-max-redirects", "VIGIL_IMAGE_URL_MAX_REDIRECTS", OPT_UINT,
+     FIELD(image_url_max_redirects), 0, 20, 0},
+    {"image-url-allow", "VIGIL_IMAGE_URL_ALLOW", OPT_STRING, FIELD(image_url_allow), 0, 0, 1},
     {"config", "VIGIL_CONFIG", OPT_STRING, FIELD(config_file), 0, 0, 1},
 };
 
@@ -177,7 +209,8 @@ static void store_number(struct vg_server_config *c, const struct opt *o, unsign
     case OPT_INT:
     case OPT_BOOL: *(int *)p = (int)v; break;
     case OPT_UINT: *(unsigned *)p = (unsigned)v; break;
-    case OPT_SIZE: *(size_t *)p = (size_t)v; break;
+    case OPT_SIZE:
+    case OPT_COUNT: *(size_t *)p = (size_t)v; break;
     case OPT_STRING: break;
     }
 }
@@ -326,6 +359,13 @@ static int set_defaults(struct vg_server_config *c)
     c->feedback = 1;
     c->feedback_store = 100000;
     c->live_accuracy_window = 1000;
+    c->image_max_pixels = 40000000;
+    c->image_max_body_bytes = (size_t)16 << 20;
+    c->image_url = 1;
+    c->image_url_timeout_ms = 10000;
+    c->image_url_connect_timeout_ms = 3000;
+    c->image_url_max_bytes = (size_t)16 << 20;
+    c->image_url_max_redirects = 3;
     if (!c->models_dir || !c->host)
         return usage_fail("out of memory");
     return 0;
@@ -403,6 +443,12 @@ int vg_server_config_load(struct vg_server_config *c, int argc, char **argv)
         if (set_text(c, args[k].opt, args[k].value, where))
             goto out;
     }
+    char why[256];
+    if (vg_cidr_parse_list(c->image_url_allow, &c->image_url_allow_list, &c->image_url_allow_n, why,
+                           sizeof why)) {
+        usage_fail("--image-url-allow: %s", why);
+        goto out;
+    }
     rc = 0;
 out:
     free(args);
@@ -418,5 +464,7 @@ void vg_server_config_release(struct vg_server_config *c)
     free(c->default_model);
     free(c->access_log);
     free(c->config_file);
+    free(c->image_url_allow);
+    free(c->image_url_allow_list);
     memset(c, 0, sizeof *c);
 }

@@ -641,6 +641,7 @@ struct conn {
     const struct vg_route *route;
     const char *allow; /* for a 405 */
     struct timespec t0, wall0;
+    size_t body_max; /* this request's body cap: max_body_bytes, more for image models */
     int pending;   /* an error reply is prepared (see refuse) */
     int linger_fd; /* dup of the socket after an early refusal, else -1 */
     char *body;
@@ -732,6 +733,39 @@ static void send_reply(struct conn *c, struct MHD_Connection *mc)
     MHD_destroy_response(resp);
 }
 
+/* Whether the media type of `ct` is `type` (parameters after ';' ignored). */
+static int is_type(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, type, n))
+        return 0;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+/* Prediction routes: JSON, or an image for image models (the handler refuses an image sent to
+ * a tabular model). */
+static int is_predict_type(const char *ct)
+{
+    return is_type(ct, "application/json") || is_type(ct, "image/jpeg") ||
+           is_type(ct, "image/png") || is_type(ct, "multipart/form-data");
+}
+
+/* The body cap of a prediction request: larger when the model it names is an image model. */
+static size_t predict_body_max(const struct vg_server *s, const struct vg_req *r)
+{
+    size_t max = s->cfg->max_body_bytes;
+    const char *name = r->n_params > 0 ? r->params[0] : s->store->default_model;
+    const struct vg_store_entry *e = name ? vg_store_find(s->store, name) : NULL;
+    if (e && e->loaded && e->served->image && s->cfg->image_max_body_bytes > max)
+        max = s->cfg->image_max_body_bytes;
+    return max;
+}
+
 static int is_json_type(const char *ct)
 {
     while (*ct == ' ' || *ct == '\t')
@@ -795,6 +829,8 @@ static void begin_request(struct conn *c, struct MHD_Connection *mc, const char 
     r->srv = s;
     r->store = s->store;
     r->registry = s->registry;
+    r->conn = mc;
+    c->body_max = s->cfg->max_body_bytes;
     r->content_type = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Type");
     r->accept = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Accept");
     const char *rid = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "X-Request-Id");
@@ -863,6 +899,17 @@ static void begin_request(struct conn *c, struct MHD_Connection *mc, const char 
         refuse(c);
         return;
     }
+    if (c->route->body == VG_BODY_PREDICT) {
+        if (r->content_type && !is_predict_type(r->content_type)) {
+            vg_reply_error(r, 415,
+                           "Content-Type must be application/json (or, for an image model, "
+                           "image/jpeg, image/png or multipart/form-data), not '%s'",
+                           r->content_type);
+            refuse(c);
+            return;
+        }
+        c->body_max = predict_body_max(s, r);
+    }
     const char *cl = MHD_lookup_connection_value(mc, MHD_HEADER_KIND, "Content-Length");
     if (cl) {
         char *end;
@@ -870,9 +917,9 @@ static void begin_request(struct conn *c, struct MHD_Connection *mc, const char 
         unsigned long long len = strtoull(cl, &end, 10);
         if (errno || end == cl)
             return; /* libmicrohttpd has refused such a request already */
-        if (len > s->cfg->max_body_bytes) {
+        if (len > c->body_max) {
             vg_reply_error(r, 413, "request body of %llu bytes is larger than the limit of %zu",
-                           len, s->cfg->max_body_bytes);
+                           len, c->body_max);
             refuse(c);
         } else if (len && body_reserve(c, (size_t)len + 1)) {
             vg_reply_error(r, 500, "out of memory for a body of %llu bytes", len);
@@ -917,7 +964,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return MHD_YES;
     }
     struct vg_req *r = &c->req;
-    size_t max = c->srv->cfg->max_body_bytes;
+    size_t max = c->body_max;
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
@@ -1202,9 +1249,12 @@ int vg_server_start(struct vg_server **out, const struct vg_server_config *cfg,
     s->cfg = cfg;
     s->store = store;
     s->registry = reg;
+    store->cfg = cfg;
     s->listen_fd = -1;
     s->access_fd = -1;
     int rc = build_patterns(s, err);
+    if (!rc && vg_fetch_global_init())
+        rc = fail(err, VG_EIO, "cannot initialise libcurl (image_url)");
     if (!rc)
         rc = register_metrics(s, err);
     if (!rc)

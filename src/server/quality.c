@@ -165,8 +165,17 @@ int vg_quality_attach(struct vg_store *s, const struct vg_server_config *cfg,
     int rc = vg_drift_register(reg, &fam, err);
     if (rc)
         return rc;
-    for (int i = 0; i < s->n; i++)
-        if (s->entries[i].loaded)
-            attach_one(s->entries[i].served, &fam, cfg);
+    for (int i = 0; i < s->n; i++) {
+        struct vg_served *m = s->entries[i].served;
+        if (!s->entries[i].loaded)
+            continue;
+        if (m->image) /* pixels have no per-feature training distribution to compare with */
+            vg_log("info",
+                   "model %s version %s: an image model; drift monitoring does not "
+                   "apply",
+                   m->name, m->version_str);
+        else
+            attach_one(m, &fam, cfg);
+    }
     return 0;
 }

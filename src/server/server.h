@@ -12,6 +12,10 @@
  *   api_v2.c       the Open Inference Protocol (KServe v2) REST API under /v2
  *   quality.c      model quality: each model's drift monitor from its training reference
  *   api_feedback.c POST /feedback, POST /v2/models/{model}/feedback; the prediction store
+ *   api_image.c    image models: /predict with an image (upload, URL, base64), top-k answer
+ *   image.c        image models' config, JPEG/PNG decoding, EXIF orientation, preprocessing
+ *   fetch.c        image_url: libcurl fetch with address checks (SSRF rules), size and time caps
+ *   multipart.c    multipart/form-data: finding one field of a buffered body
  *   src/cli/cmd_serve.c   `vigil serve`: config -> store -> http, signals
  *
  * Threads: libmicrohttpd runs a pool of `threads` worker threads (epoll, one per core by
@@ -27,6 +31,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -34,6 +39,13 @@
 #include "vigil/monitor.h"
 
 /* ---- Configuration (config.c) ---------------------------------------------------------------- */
+
+/* A network: `prefix` leading bits of `addr` (4 bytes for AF_INET, 16 for AF_INET6). */
+struct vg_cidr {
+    int family;
+    int prefix;
+    unsigned char addr[16];
+};
 
 struct vg_server_config {
     char *models_dir;        /* --models, VIGIL_MODELS; default "models" */
@@ -53,6 +65,18 @@ struct vg_server_config {
     unsigned feedback_store; /* --feedback-store, VIGIL_FEEDBACK_STORE; predictions kept, 100000 */
     unsigned live_accuracy_window; /* --live-accuracy-window, VIGIL_LIVE_ACCURACY_WINDOW; 1000 */
     char *config_file;       /* --config, VIGIL_CONFIG: JSON object with the same keys */
+    /* image models (docs/image-models.md) */
+    size_t image_max_pixels;     /* --image-max-pixels; width x height at most, default 40M */
+    size_t image_max_body_bytes; /* --image-max-body-bytes; body cap of requests to image models
+                                    (the larger of it and max_body_bytes), default 16M */
+    int image_url;               /* --image-url on|off; default on */
+    unsigned image_url_timeout_ms;         /* --image-url-timeout-ms; total, default 10000 */
+    unsigned image_url_connect_timeout_ms; /* --image-url-connect-timeout-ms; default 3000 */
+    size_t image_url_max_bytes;  /* --image-url-max-bytes; default 16M */
+    unsigned image_url_max_redirects; /* --image-url-max-redirects; default 3 */
+    char *image_url_allow;       /* --image-url-allow CIDR[,CIDR...]; NULL = none */
+    struct vg_cidr *image_url_allow_list; /* parsed from image_url_allow */
+    int image_url_allow_n;
 };
 
 /*
@@ -123,7 +147,12 @@ struct vg_req {
     /* for the access log (static strings or strings the store owns) */
     const char *log_model;
     const char *log_version;
+    void *conn;               /* http.c's libmicrohttpd connection (vg_req_query) */
 };
+
+/* Value of query-string argument `key` ("?top_k=3"), or NULL (also without a connection).
+ * In api_image.c, so that the handlers link without http.c (the unit tests stub the replies). */
+const char *vg_req_query(const struct vg_req *r, const char *key);
 
 /* Replies with cJSON_PrintUnformatted(obj) as application/json; takes ownership of obj. */
 void vg_reply_json(struct vg_req *r, int status, cJSON *obj);
@@ -140,7 +169,9 @@ void vg_reply_error(struct vg_req *r, int status, const char *fmt, ...)
 
 typedef void (*vg_handler)(struct vg_req *r);
 
-enum { VG_BODY_NONE = 0, VG_BODY_JSON = 1 };
+/* VG_BODY_PREDICT: application/json, image/jpeg, image/png or multipart/form-data (415 otherwise);
+ * requests to an image model may carry bodies up to image_max_body_bytes. */
+enum { VG_BODY_NONE = 0, VG_BODY_JSON = 1, VG_BODY_PREDICT = 2 };
 
 struct vg_route {
     const char *method;   /* "GET" or "POST" */
@@ -175,6 +206,133 @@ void vg_api_feedback(struct vg_req *r); /* POST /feedback, POST /v2/models/{mode
 
 enum vg_task { VG_TASK_CLASSIFICATION, VG_TASK_REGRESSION };
 
+/* ---- Image models (image.c) ------------------------------------------------------------------ */
+
+enum vg_image_layout { VG_IMAGE_NCHW, VG_IMAGE_NHWC };
+enum vg_image_norm { VG_IMAGE_NORM_NONE, VG_IMAGE_NORM_MEAN_STD, VG_IMAGE_NORM_OFFSET_SCALE };
+
+/* config.json's "image" object (with "top_k"), checked at load. */
+struct vg_image_spec {
+    enum vg_image_layout layout;
+    int channels;            /* 1 or 3 */
+    int bgr;                 /* color_order "BGR" */
+    int resize_short_side;
+    int crop_h, crop_w;
+    enum vg_image_norm norm;
+    float mean[3], std[3];   /* mean_std, per channel in the model's channel order */
+    float offset, scale;     /* offset_scale */
+    enum vg_dtype dtype;     /* VG_DT_FLOAT, VG_DT_UINT8 or VG_DT_INT8 */
+    int softmax;             /* "output": "logits" */
+    int top_k;               /* default top_k of answers */
+};
+
+/* Parses `image` (and `top_k`, may be NULL) of config.json into s; on error writes why to msg
+ * ("'image.crop' must be ...") and returns -1. */
+int vg_image_spec_parse(const cJSON *image, const cJSON *top_k, struct vg_image_spec *s,
+                        char *msg, size_t size);
+
+/* A decoded image: 8-bit pixels, rows top to bottom as stored (orientation not applied yet). */
+struct vg_image {
+    int width, height, channels; /* channels: as asked (1 grey or 3 RGB) */
+    int orientation;             /* EXIF orientation 1..8 (1 when absent) */
+    int src_width, src_height;   /* as the file declares them (JPEG may decode scaled down) */
+    const char *format;          /* "jpeg" or "png" */
+    unsigned char *pixels;       /* malloc'd, width * height * channels */
+};
+
+enum vg_image_status {
+    VG_IMAGE_OK = 0,
+    VG_IMAGE_NOT_IMAGE,  /* neither JPEG nor PNG */
+    VG_IMAGE_CORRUPT,    /* corrupt or truncated */
+    VG_IMAGE_TOO_LARGE,  /* more pixels than allowed (checked on the header) */
+    VG_IMAGE_NOMEM,
+};
+
+/* Decodes a JPEG or PNG (found by its signature) to `channels` (1 or 3) 8-bit channels; alpha is
+ * composited on white. JPEGs much larger than `min_short_side` decode at 1/2, 1/4 or 1/8 scale
+ * (libjpeg's DCT scaling) keeping the short side >= min_short_side. Never exits the process;
+ * returns a vg_image_status with a message in msg. */
+int vg_image_decode(const void *data, size_t len, int channels, int min_short_side,
+                    uint64_t max_pixels, struct vg_image *out, char *msg, size_t size);
+void vg_image_free(struct vg_image *img);
+/* Orientation, resize of the short side (bilinear, box pre-reduction when shrinking by 2x or
+ * more), centre crop, colour order, normalisation, dtype and layout into dst (crop_h * crop_w *
+ * channels elements of s->dtype). Returns 0 or -VG_ENOMEM. */
+int vg_image_preprocess(const struct vg_image_spec *s, const struct vg_image *img, void *dst);
+/* Whether the bytes start like a JPEG or a PNG. */
+int vg_image_sniff(const void *data, size_t len);
+
+/* ---- image_url (fetch.c) --------------------------------------------------------------------- */
+
+enum vg_fetch_status {
+    VG_FETCH_OK = 0,
+    VG_FETCH_BAD_URL,       /* not an http(s) URL, or unparsable: 400 */
+    VG_FETCH_FORBIDDEN,     /* an address the SSRF rules refuse: 403 */
+    VG_FETCH_TOO_LARGE,     /* larger than image_url_max_bytes: 400 */
+    VG_FETCH_TIMEOUT,       /* 504 */
+    VG_FETCH_FAILED,        /* DNS, connection, TLS, an HTTP status other than 200, too many
+                               redirects: 502 */
+    VG_FETCH_NOMEM,
+};
+
+struct vg_fetch_opts {
+    long connect_timeout_ms, timeout_ms;
+    size_t max_bytes;
+    int max_redirects;
+    const struct vg_cidr *allow; /* networks allowed although private, loopback... */
+    int n_allow;
+};
+
+/* libcurl's global initialisation, once (vg_server_start calls it before the workers start;
+ * vg_fetch calls it too). libcurl's global state is kept until the process exits. */
+int vg_fetch_global_init(void);
+/* GETs url, following up to o->max_redirects redirects itself, checking the address of every
+ * connection (after DNS resolution, on every hop) against the SSRF rules. On VG_FETCH_OK *data
+ * (malloc'd) holds *len bytes; otherwise msg says why. */
+int vg_fetch(const char *url, const struct vg_fetch_opts *o, unsigned char **data, size_t *len,
+             char *msg, size_t size);
+/* "10.0.0.0/8,::1/128" into a malloc'd array; -1 with a message in msg when malformed. */
+int vg_cidr_parse_list(const char *text, struct vg_cidr **out, int *n, char *msg, size_t size);
+/* Why an address is refused ("private", "loopback", ...), or NULL when it may be fetched. */
+const char *vg_addr_forbidden(const struct sockaddr *sa, const struct vg_cidr *allow, int n_allow);
+
+/* ---- multipart/form-data (multipart.c) ------------------------------------------------------- */
+
+/* Finds form field `name` in a buffered multipart/form-data body. Returns 1 with *data and *len set
+ * (pointing into body) and *part_type the part's Content-Type (NULL when it has none, else
+ * NUL-less: *part_type_len bytes), 0 when absent, -1 with a message in msg when malformed. */
+int vg_multipart_field(const char *content_type, const char *body, size_t body_len,
+                       const char *name, const char **data, size_t *len, const char **part_type,
+                       size_t *part_type_len, char *msg, size_t size);
+
+/* ---- api_image.c ----------------------------------------------------------------------------- */
+
+/* Reasons counted in vigil_image_rejected_total{model,version,reason}. */
+enum vg_image_reject {
+    VG_REJECT_BAD_REQUEST,     /* no image, bad base64, bad JSON, bad top_k... */
+    VG_REJECT_UNSUPPORTED,     /* neither JPEG nor PNG */
+    VG_REJECT_CORRUPT,         /* corrupt or truncated image */
+    VG_REJECT_TOO_MANY_PIXELS, /* decompression-bomb guard */
+    VG_REJECT_URL_DISABLED,    /* image_url with --image-url off */
+    VG_REJECT_URL_INVALID,     /* not an http(s) URL */
+    VG_REJECT_URL_FORBIDDEN,   /* SSRF rules */
+    VG_REJECT_URL_TOO_LARGE,
+    VG_REJECT_URL_TIMEOUT,
+    VG_REJECT_URL_FAILED,
+    VG_N_IMAGE_REJECTS
+};
+extern const char *const vg_image_reject_names[VG_N_IMAGE_REJECTS];
+
+/* Image handles of one model version (bound at load by store.c). */
+struct vg_image_metrics {
+    struct vg_histogram *decode, *preprocess;
+    struct vg_counter *rejected[VG_N_IMAGE_REJECTS];
+};
+
+struct vg_served;
+/* /predict and /models/{model}/predict for an image model (called by vg_api_predict). */
+void vg_api_predict_image(struct vg_req *r, struct vg_served *m);
+
 /* Outcomes counted in vigil_model_requests_total{outcome}. */
 enum vg_outcome { VG_OUTCOME_SUCCESS, VG_OUTCOME_BAD_INPUT, VG_OUTCOME_INTERNAL, VG_N_OUTCOMES };
 
@@ -206,6 +364,10 @@ struct vg_served {
                                     with --drift off or without a reference (quality.c) */
     struct vg_feedback_model *feedback; /* its feedback metrics and live-accuracy window, owned
                                            by store->feedback; NULL with --feedback off */
+    /* image classifiers ("task": "image_classification"): NULL for tabular models. The classes
+     * are the labels of labels.txt; out_proba is the scores output (logits or probabilities). */
+    const struct vg_image_spec *image;
+    struct vg_image_metrics *image_metrics;
 };
 
 /* One model directory of the repository: loaded, or failed with a reason. */
@@ -228,6 +390,8 @@ struct vg_store {
                                        0 = 10000; the caller sets it afterwards from the config */
     struct vg_feedback *feedback;   /* ground-truth feedback state (api_feedback.c); NULL with
                                        --feedback off or before vg_server_start */
+    const struct vg_server_config *cfg; /* set by vg_server_start (image options); NULL before:
+                                           the image handler then uses the defaults */
 };
 
 /*

@@ -21,6 +21,13 @@
  *
  * Metrics. The per-model families are registered once here; every series a request can touch
  * (each outcome, each class) is bound at load, so the request path only updates handles.
+ *
+ * Image models ("task": "image_classification", docs/image-models.md): the "image" object is
+ * checked by vg_image_spec_parse, the labels come from labels.txt (or "labels_file") beside
+ * model.onnx, the graph's one input must be the [1 or batch, C, H, W] (or NHWC) tensor of the
+ * configured dtype and crop, and its scores output [batch, n_classes] with one class per label
+ * (the count is taken from the graph, or from the test run when the graph leaves it open). Only
+ * the first pooled session is warmed (a CNN's arena is megabytes; the others plan on first use).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -61,8 +68,12 @@ static const double inference_bounds[] = {1e-6,   2.5e-6, 5e-6, 1e-5,   2.5e-5, 
 
 struct store_families {
     struct vg_family *requests, *rows, *inference, *predictions, *info, *accuracy, *loaded,
-        *load_duration, *load_timestamp;
+        *load_duration, *load_timestamp, *image_decode, *image_preprocess, *image_rejected;
 };
+
+/* Bucket bounds of the image decode and preprocess histograms: 50 µs to 10 s. */
+static const double image_bounds[] = {5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025,
+                                      0.05, 0.1,  0.25,   0.5,  1,    2.5,    5,    10};
 
 /* One pooled session, alone on its cache line so that flag flips do not false-share. */
 struct pool_slot {
@@ -81,6 +92,10 @@ struct vg_served_private {
     struct vg_counter *rows;
     struct vg_counter **predictions; /* n_classes */
     struct vg_histogram *inference;
+    /* image models */
+    struct vg_image_spec image;
+    struct vg_image_metrics image_metrics;
+    char *labels_text;
     /* storage behind the public fields */
     cJSON *config;
     const char **features;
@@ -311,6 +326,203 @@ static int config_tensor(const struct vg_model *model, const cJSON *t, int is_in
     return 0;
 }
 
+/* An image classifier's "image" and "top_k"; its labels are read later (read_labels). */
+static int parse_image_config(struct vg_served *m, const char *cfg_path, char *reason)
+{
+    struct vg_served_private *p = m->priv;
+    char why[512];
+    m->task = VG_TASK_CLASSIFICATION;
+    if (vg_image_spec_parse(cJSON_GetObjectItemCaseSensitive(p->config, "image"),
+                            cJSON_GetObjectItemCaseSensitive(p->config, "top_k"), &p->image, why,
+                            sizeof why))
+        return set_reason(reason, "%s: %s", cfg_path, why);
+    m->image = &p->image;
+    m->image_metrics = &p->image_metrics;
+    p->features = calloc(1, sizeof *p->features);
+    if (!p->features)
+        return set_reason(reason, "out of memory");
+    m->features = p->features;
+    m->n_features = 0;
+    const cJSON *metrics = cJSON_GetObjectItemCaseSensitive(p->config, "metrics");
+    const cJSON *acc = cJSON_GetObjectItemCaseSensitive(metrics, "accuracy");
+    m->holdout_accuracy = cJSON_IsNumber(acc) ? acc->valuedouble : NAN;
+    return 0;
+}
+
+/* labels.txt (or config.json's "labels_file") of the version directory: one label per line. */
+static int read_labels(struct vg_served *m, const char *version_dir, const char *cfg_path,
+                       char *reason)
+{
+    struct vg_served_private *p = m->priv;
+    const cJSON *lf = cJSON_GetObjectItemCaseSensitive(p->config, "labels_file");
+    const char *file = "labels.txt";
+    if (lf) {
+        if (!cJSON_IsString(lf) || !lf->valuestring[0] || lf->valuestring[0] == '.' ||
+            strchr(lf->valuestring, '/'))
+            return set_reason(
+                reason, "%s: 'labels_file' must be a file name in the version directory", cfg_path);
+        file = lf->valuestring;
+    }
+    char *path = vg_repo_path(version_dir, file);
+    if (!path)
+        return set_reason(reason, "out of memory");
+    size_t len = 0;
+    int rc = read_file(path, MAX_CONFIG_BYTES, &p->labels_text, &len, reason);
+    if (rc) {
+        free(path);
+        return rc;
+    }
+    char *t = p->labels_text;
+    if (len && t[len - 1] == '\n')
+        t[--len] = 0;
+    int n = len ? 1 : 0;
+    for (size_t i = 0; i < len; i++)
+        n += t[i] == '\n';
+    const char **labels = calloc(n > 0 ? (size_t)n : 1, sizeof *labels);
+    if (!labels) {
+        free(path);
+        return set_reason(reason, "out of memory");
+    }
+    p->classes = labels;
+    char *line = t;
+    for (int k = 0; k < n; k++) {
+        char *nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        size_t l = strlen(line);
+        if (l && line[l - 1] == '\r')
+            line[--l] = 0;
+        if (!l) {
+            set_reason(reason, "%s: line %d is empty (one label per line, none empty)", path,
+                       k + 1);
+            free(path);
+            return -1;
+        }
+        labels[k] = line;
+        line = nl ? nl + 1 : line + l;
+    }
+    if (n == 0) {
+        set_reason(reason, "%s holds no label", path);
+        free(path);
+        return -1;
+    }
+    free(path);
+    m->classes = labels;
+    m->n_classes = n;
+    const cJSON *classes = cJSON_GetObjectItemCaseSensitive(p->config, "classes");
+    if (classes) {
+        int i = 0, same = cJSON_IsArray(classes) && cJSON_GetArraySize(classes) == n;
+        for (const cJSON *it = same ? classes->child : NULL; it && same; it = it->next, i++)
+            same = cJSON_IsString(it) && !strcmp(it->valuestring, labels[i]);
+        if (!same)
+            return set_reason(reason, "%s: 'classes' differs from the %d labels of %s", cfg_path, n,
+                              file);
+    }
+    return 0;
+}
+
+/* Index of the graph output holding an image classifier's scores. */
+static int image_output(const struct vg_served *m, const char *cfg_path, int *index, char *reason)
+{
+    const cJSON *outputs = cJSON_GetObjectItemCaseSensitive(m->config, "outputs");
+    if (!outputs) {
+        if (vg_model_n_outputs(m->model) != 1)
+            return set_reason(reason,
+                              "%s: model.onnx has %d outputs: say which holds the scores in "
+                              "\"outputs\": {\"logits\": {\"name\": ...}}",
+                              cfg_path, vg_model_n_outputs(m->model));
+        *index = 0;
+        return 0;
+    }
+    if (!cJSON_IsObject(outputs) || !outputs->child)
+        return set_reason(reason, "%s: 'outputs' must be an object holding the scores tensor",
+                          cfg_path);
+    static const char *const roles[] = {"probabilities", "logits", "scores"};
+    const cJSON *t = NULL;
+    for (int i = 0; i < 3 && !t; i++)
+        t = cJSON_GetObjectItemCaseSensitive(outputs, roles[i]);
+    if (!t && !outputs->child->next)
+        t = outputs->child;
+    if (!t)
+        return set_reason(reason,
+                          "%s: 'outputs' of an image classifier needs \"probabilities\", "
+                          "\"logits\" or \"scores\"",
+                          cfg_path);
+    char field[80];
+    snprintf(field, sizeof field, "outputs.%s", t->string);
+    return config_tensor(m->model, t, 0, cfg_path, field, index, reason);
+}
+
+static const char *image_dtype_name(enum vg_dtype dt)
+{
+    return dt == VG_DT_UINT8 ? "uint8" : dt == VG_DT_INT8 ? "int8" : "float32";
+}
+
+/* The graph against the "image" object: one input of the right dtype and shape, a scores
+ * output of FP32 [batch, classes]. */
+static int check_image_graph(struct vg_served *m, const char *cfg_path, char *reason)
+{
+    const struct vg_model *model = m->model;
+    const struct vg_image_spec *sp = m->image;
+    if (vg_model_n_inputs(model) != 1)
+        return set_reason(reason, "model.onnx has %d graph inputs; vigil serves models with one",
+                          vg_model_n_inputs(model));
+    const cJSON *input = cJSON_GetObjectItemCaseSensitive(m->config, "input");
+    m->input = 0;
+    if (input && config_tensor(model, input, 1, cfg_path, "input", &m->input, reason))
+        return -1;
+    const struct vg_io_info *in = vg_model_input(model, m->input);
+    if (in->dtype != sp->dtype)
+        return set_reason(reason, "%s: image.dtype is %s but graph input '%s' is %s", cfg_path,
+                          image_dtype_name(sp->dtype), in->name, vg_dtype_name(in->dtype));
+    int64_t want[4] = {1, sp->channels, sp->crop_h, sp->crop_w};
+    if (sp->layout == VG_IMAGE_NHWC)
+        want[1] = sp->crop_h, want[2] = sp->crop_w, want[3] = sp->channels;
+    const char *axes = sp->layout == VG_IMAGE_NCHW ? "[N, C, H, W]" : "[N, H, W, C]";
+    if (in->rank != -1 && in->rank != 4)
+        return set_reason(reason, "graph input '%s' has rank %d; an %s image model needs %s",
+                          in->name, in->rank, sp->layout == VG_IMAGE_NCHW ? "NCHW" : "NHWC", axes);
+    for (int d = 0; in->rank == 4 && d < 4; d++)
+        if (in->dims[d] >= 0 && in->dims[d] != want[d])
+            return set_reason(reason,
+                              "%s: graph input '%s' is %s = [%" PRId64 ", %" PRId64 ", %" PRId64
+                              ", %" PRId64 "] but the image config gives [1, %" PRId64 ", %" PRId64
+                              ", %" PRId64 "] (channels %d, crop [%d, %d])",
+                              cfg_path, in->name, axes, in->dims[0], in->dims[1], in->dims[2],
+                              in->dims[3], want[1], want[2], want[3], sp->channels, sp->crop_h,
+                              sp->crop_w);
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(input, "shape");
+    if (shape) {
+        int ok = cJSON_IsArray(shape) && cJSON_GetArraySize(shape) == 4;
+        for (int d = 0; ok && d < 4; d++) {
+            const cJSON *v = cJSON_GetArrayItem(shape, d);
+            ok = cJSON_IsNumber(v) &&
+                 (v->valuedouble == (double)want[d] || (d == 0 && v->valuedouble == -1));
+        }
+        if (!ok)
+            return set_reason(reason,
+                              "%s: input.shape must be [-1 or 1, %" PRId64 ", %" PRId64 ", %" PRId64
+                              "] for this image config",
+                              cfg_path, want[1], want[2], want[3]);
+    }
+    if (image_output(m, cfg_path, &m->out_proba, reason))
+        return -1;
+    const struct vg_io_info *o = vg_model_output(model, m->out_proba);
+    if (o->dtype != VG_DT_FLOAT || o->is_map)
+        return set_reason(reason, "graph output '%s' (scores) is %s; vigil needs FP32", o->name,
+                          o->is_map ? "a map" : vg_dtype_name(o->dtype));
+    if (o->rank != -1 && o->rank != 2)
+        return set_reason(reason,
+                          "graph output '%s' (scores) has rank %d; vigil needs "
+                          "[batch, classes]",
+                          o->name, o->rank);
+    if (o->rank == 2 && o->dims[1] >= 0 && o->dims[1] != m->n_classes)
+        return set_reason(
+            reason, "the labels file lists %d labels but graph output '%s' has %" PRId64 " classes",
+            m->n_classes, o->name, o->dims[1]);
+    return 0;
+}
+
 static int parse_config(struct vg_served *m, const char *dir_name, const char *cfg_path,
                         char *reason)
 {
@@ -348,8 +560,12 @@ static int parse_config(struct vg_served *m, const char *dir_name, const char *c
         m->task = VG_TASK_CLASSIFICATION;
     else if (cJSON_IsString(task) && !strcmp(task->valuestring, "regression"))
         m->task = VG_TASK_REGRESSION;
+    else if (cJSON_IsString(task) && !strcmp(task->valuestring, "image_classification"))
+        return parse_image_config(m, cfg_path, reason);
     else
-        return set_reason(reason, "%s: 'task' must be \"classification\" or \"regression\"",
+        return set_reason(reason,
+                          "%s: 'task' must be \"classification\" or \"regression\" (or "
+                          "\"image_classification\" for an image model)",
                           cfg_path);
 
     if (string_array(cJSON_GetObjectItemCaseSensitive(cfg, "features"), cfg_path, "features", 1,
@@ -475,8 +691,46 @@ static int check_graph(struct vg_served *m, const char *cfg_path, char *reason)
 /* ---- Sessions -------------------------------------------------------------------------------- */
 
 /* One run on zero rows: plans the common one-row shape and checks the output shapes for real. */
+/* The image model's test run: a black image's worth of zeros. */
+static int warm_image_session(struct vg_served *m, struct vg_session *s, char *reason)
+{
+    const struct vg_image_spec *sp = m->image;
+    size_t n = (size_t)sp->crop_h * sp->crop_w * (size_t)sp->channels;
+    void *zeros = calloc(n, vg_dtype_size(sp->dtype));
+    if (!zeros)
+        return set_reason(reason, "out of memory");
+    struct vg_tensor t = {.dtype = sp->dtype, .rank = 4, .data = zeros};
+    int64_t dims[4] = {1, sp->channels, sp->crop_h, sp->crop_w};
+    if (sp->layout == VG_IMAGE_NHWC)
+        dims[1] = sp->crop_h, dims[2] = sp->crop_w, dims[3] = sp->channels;
+    memcpy(t.dims, dims, sizeof dims);
+    struct vg_error err = {0};
+    int rc = vg_session_set_input(s, m->input, &t, &err);
+    if (!rc)
+        rc = vg_session_run(s, &err);
+    free(zeros);
+    if (rc)
+        return set_reason(reason, "a test run on a black image failed: %s",
+                          err.msg[0] ? err.msg : vg_strerror(rc));
+    const struct vg_tensor *o = vg_session_output(s, m->out_proba);
+    const char *oname = vg_model_output(m->model, m->out_proba)->name;
+    if (!o || o->dtype != VG_DT_FLOAT || o->rank != 2 || o->dims[0] != 1)
+        return set_reason(reason,
+                          "graph output '%s' (scores) is not [batch, classes] on a "
+                          "test run",
+                          oname);
+    if (o->dims[1] != m->n_classes)
+        return set_reason(reason,
+                          "the labels file lists %d labels but graph output '%s' gives %" PRId64
+                          " scores",
+                          m->n_classes, oname, o->dims[1]);
+    return 0;
+}
+
 static int warm_session(struct vg_served *m, struct vg_session *s, int check, char *reason)
 {
+    if (m->image)
+        return check ? warm_image_session(m, s, reason) : 0;
     const struct vg_io_info *in = vg_model_input(m->model, m->input);
     int64_t rows = in->rank == 2 && in->dims[0] > 0 ? in->dims[0] : 1;
     if (rows > 4096)
@@ -621,6 +875,7 @@ static int register_families(struct vg_registry *reg, struct store_families *f,
     static const char *const mvo[] = {"model", "version", "outcome", NULL};
     static const char *const mvc[] = {"model", "version", "class", NULL};
     static const char *const mvs[] = {"model", "version", "sha256", NULL};
+    static const char *const mvr[] = {"model", "version", "reason", NULL};
     int rc;
     if ((rc = vg_counter_register(reg, "vigil_model_requests_total",
                                   "Prediction requests that reached a loaded model, by outcome: "
@@ -657,7 +912,21 @@ static int register_families(struct vg_registry *reg, struct store_families *f,
         (rc = vg_gauge_register(reg, "vigil_model_load_timestamp_seconds",
                                 "When the model version finished loading, in seconds since the "
                                 "Unix epoch.",
-                                mv, &f->load_timestamp, err)))
+                                mv, &f->load_timestamp, err)) ||
+        (rc = vg_histogram_register(reg, "vigil_image_decode_seconds",
+                                    "Time spent decoding images (JPEG, PNG, EXIF) for an image "
+                                    "model, per request.",
+                                    mv, image_bounds, sizeof image_bounds / sizeof image_bounds[0],
+                                    &f->image_decode, err)) ||
+        (rc = vg_histogram_register(reg, "vigil_image_preprocess_seconds",
+                                    "Time spent preprocessing decoded images (orientation, "
+                                    "resize, crop, normalisation) for an image model, per "
+                                    "request.",
+                                    mv, image_bounds, sizeof image_bounds / sizeof image_bounds[0],
+                                    &f->image_preprocess, err)) ||
+        (rc = vg_counter_register(reg, "vigil_image_rejected_total",
+                                  "Image prediction requests refused, by reason.", mvr,
+                                  &f->image_rejected, err)))
         return rc;
     return 0;
 }
@@ -694,6 +963,16 @@ static int bind_metrics(struct vg_served *m, const struct store_families *f, cha
         const char *mvc[] = {m->name, m->version_str, m->classes[k]};
         rc = vg_counter_bind(f->predictions, mvc, &p->predictions[k]);
     }
+    if (!rc && m->image) {
+        struct vg_image_metrics *im = &p->image_metrics;
+        rc = vg_histogram_bind(f->image_decode, mv, &im->decode);
+        if (!rc)
+            rc = vg_histogram_bind(f->image_preprocess, mv, &im->preprocess);
+        for (int k = 0; k < VG_N_IMAGE_REJECTS && !rc; k++) {
+            const char *mvr[] = {m->name, m->version_str, vg_image_reject_names[k]};
+            rc = vg_counter_bind(f->image_rejected, mvr, &im->rejected[k]);
+        }
+    }
     if (!rc) {
         const char *mvs[] = {m->name, m->version_str, m->sha256};
         rc = set_gauge(f->info, mvs, 1);
@@ -726,6 +1005,7 @@ static void served_free(struct vg_served *m)
         free(p->predictions);
         free(p->features);
         free(p->classes);
+        free(p->labels_text);
         cJSON_Delete(p->config);
         free(p);
     }
@@ -806,8 +1086,11 @@ static int load_served(const char *dir, const char *name, int64_t version,
         goto out;
     }
     m->model = model;
-    if (check_graph(m, cfg_path, reason) || build_feature_table(m, cfg_path, reason) ||
-        make_pool(m, reason))
+    if (m->image ? read_labels(m, version_dir, cfg_path, reason) ||
+                       check_image_graph(m, cfg_path, reason)
+                 : check_graph(m, cfg_path, reason))
+        goto out;
+    if (build_feature_table(m, cfg_path, reason) || make_pool(m, reason))
         goto out;
     m->load_seconds = now_monotonic() - t0;
     if (bind_metrics(m, f, reason))
