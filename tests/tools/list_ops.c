@@ -26,5 +26,12 @@ int main(void)
     family("reduce", vg_ops_reduce);
     family("tree", vg_ops_tree);
     family("ml", vg_ops_ml);
+    family("conv", vg_ops_conv);
+    family("pooling", vg_ops_pool);
+    family("normalization", vg_ops_norm);
+    family("activation", vg_ops_activation);
+    family("layout", vg_ops_layout);
+    family("quant", vg_ops_quant);
+    family("qconv", vg_ops_qconv);
     return 0;
 }
