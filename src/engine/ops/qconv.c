@@ -38,7 +38,11 @@
  * group, dilation 1, width stride 1 or 2, kernel width <= 8) run a dedicated kernel on an int16
  * copy of the padded plane with (x - x_zp) values, multiplying pairs of taps with vpmaddwd
  * (exact; 16 int16 lanes with AVX2, 32 with AVX-512 when the GEMM path is AVX-512) and
- * requantizing each output plane in integers.
+ * requantizing each output plane in integers. On the AVX-512 path (u8/s8 output) the
+ * requantization is applied to each row's sums in registers (vpdpwssd accumulation, no int32
+ * plane), and stride-1 maps narrower than 32 (14x14, 7x7) are computed as one long row over a
+ * plane of row length ow + kw - 1, the lanes that straddle a row end dropped by a compress. The
+ * stride-2 im2col (the stem) gathers with AVX-512BW on that path.
  */
 #include <limits.h>
 #include <math.h>
@@ -540,7 +544,8 @@ static void conv_scratch(const struct qconv *st, const struct cgeom *g, struct c
         if (s->hp < g->h + g->pt)
             s->hp = g->h + g->pt;
         s->plane = off;
-        off += al64((size_t)(s->hp * s->wbuf) * sizeof(int16_t));
+        /* + slack: the flat layout's last step reads up to 2 * pairs + 33 past hp * wf */
+        off += al64((size_t)(s->hp * s->wbuf + 64) * sizeof(int16_t));
         s->acc = off; /* the output plane's sums, + slack for the last row's vector tail */
         off += al64((size_t)((g->oh - 1) * g->ow + owp) * sizeof(int32_t));
     } else {
@@ -608,9 +613,26 @@ static int qconv_infer(struct vg_kctx *c)
     return 0;
 }
 
-/* im2col for output pixels [p0, p0 + np) of group gi: rows (c, ky, kx), ld = np. */
+#if QC_X86
+/* d[j] = src[2 * j] for j < n with AVX-512BW: vpmovwb keeps the low (even) byte of each word.
+ * Masked loads stop at src[2 * n - 2], the last byte read: nothing past the row is touched. */
+static __attribute__((target("avx2,avx512f,avx512bw"))) void gather2_avx512(const uint8_t *src,
+                                                                          int64_t n, uint8_t *d)
+{
+    for (int64_t j = 0; j < n; j += 32) {
+        int64_t cnt = n - j < 32 ? n - j : 32;
+        __mmask64 lm = cnt == 32 ? ~(__mmask64)0 >> 1 : ((__mmask64)1 << (2 * cnt - 1)) - 1;
+        __mmask32 sm = cnt == 32 ? ~(__mmask32)0 : ((__mmask32)1 << cnt) - 1;
+        __m512i v = _mm512_maskz_loadu_epi8(lm, src + 2 * j);
+        _mm512_mask_cvtepi16_storeu_epi8(d + j, sm, v);
+    }
+}
+#endif
+
+/* im2col for output pixels [p0, p0 + np) of group gi: rows (c, ky, kx), ld = np. simd = 2: the
+ * stride-2 gather uses AVX-512BW. */
 static void im2col(const uint8_t *x, const struct cgeom *g, uint8_t pad, int64_t p0, int np,
-                   uint8_t *cols)
+                   uint8_t *cols, int simd)
 {
     int64_t k = 0;
     for (int64_t ch = 0; ch < g->cin_g; ch++) {
@@ -657,8 +679,13 @@ static void im2col(const uint8_t *x, const struct cgeom *g, uint8_t pad, int64_t
                             if (jb < ja)
                                 jb = ja;
                             memset(d, pad, (size_t)ja);
-                            for (int64_t j = ja; j < jb; j++)
-                                d[j] = src[ix0 + j * sw];
+#if QC_X86
+                            if (simd == 2 && sw == 2 && jb > ja)
+                                gather2_avx512(src + ix0 + ja * 2, jb - ja, d + ja);
+                            else
+#endif
+                                for (int64_t j = ja; j < jb; j++)
+                                    d[j] = src[ix0 + j * sw];
                             memset(d + jb, pad, (size_t)(seg - jb));
                         }
                     }
@@ -763,11 +790,88 @@ __attribute__((target("avx2"))) static void dw_row_avx2(const int16_t *plane, in
 #endif
 
 #if QC_X86
-#define DW512_T __attribute__((target("avx2,avx512f,avx512bw")))
+/* Only run when the GEMM path is AVX-512 (simd == 2), which requires AVX512-VNNI too. */
+#define DW512_T __attribute__((target("avx2,avx512f,avx512bw,avx512vnni")))
+/* acc += pairwise int16 products (vpdpwssd, wrapping: the same int32 sum as vpmaddwd + vpaddd,
+ * whose pair sums cannot overflow with |x - x_zp|, |w - w_zp| <= 255). In asm because GCC 12
+ * copies the accumulator of the intrinsic at every step. */
+#define DPWSSD512(acc, x, y) __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(x), "v"(y))
 /* The AVX-512 form of dw_row_avx2_body: 32 outputs per step at stride 1, 16 at stride 2. */
+/* Requantization applied to a row's sums in registers (same integer formula as qgemm.c's
+ * vg_qgemm_requant_row: round_half_even(acc * mult / 2^shift), shift in [32, 62], + zp, saturate),
+ * then a masked byte store: no int32 plane and no second pass over it. */
+struct dwq {
+    __m512i mult, sh, hm1, z;
+    int u8;
+};
+
+/* (A double-precision form, exact while |sum| < 2^22, measured slower on this machine.) */
+static DW512_T void dwq_make(struct dwq *q, const struct vg_qgemm_rq *rq, int32_t yz, int u8)
+{
+    q->mult = _mm512_set1_epi64((int64_t)rq->mult);
+    q->sh = _mm512_set1_epi64(rq->shift);
+    q->hm1 = _mm512_set1_epi64(((int64_t)1 << (rq->shift - 1)) - 1);
+    q->z = _mm512_set1_epi32(yz);
+    q->u8 = u8;
+}
+
+static inline __attribute__((always_inline)) DW512_T __m512i dw_rshift(__m512i p, const struct dwq *q)
+{
+    __m512i bit = _mm512_and_si512(_mm512_srlv_epi64(p, q->sh), _mm512_set1_epi64(1));
+    return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, q->hm1), bit), q->sh);
+}
+
+/* The requantized value + zero point, not yet saturated. */
+static inline __attribute__((always_inline)) DW512_T __m512i dw_rq(__m512i v, const struct dwq *q)
+{
+    __m512i pe = dw_rshift(_mm512_mul_epi32(v, q->mult), q);
+    __m512i po = dw_rshift(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), q->mult), q);
+    return _mm512_add_epi32(_mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32)), q->z);
+}
+
+static inline __attribute__((always_inline)) DW512_T void
+dw_store_q(__m512i v, const struct dwq *q, __mmask16 mask, uint8_t *y)
+{
+    v = dw_rq(v, q);
+    if (q->u8)
+        _mm512_mask_cvtusepi32_storeu_epi8(y, mask, _mm512_max_epi32(v, _mm512_setzero_si512()));
+    else
+        _mm512_mask_cvtsepi32_storeu_epi8(y, mask, v);
+}
+
+/* Two vectors (outputs 0-15 and 16-31) requantized as dw_store_q, then saturated to bytes with
+ * two packs and a dword permute (cheaper than two vpmov[u]sdb) and stored under `mask`. */
+static inline __attribute__((always_inline)) DW512_T void
+dw_store32_q(__m512i v0, __m512i v1, const struct dwq *q, __mmask64 mask, uint8_t *y)
+{
+    v0 = dw_rq(v0, q);
+    v1 = dw_rq(v1, q);
+    __m512i w, b;
+    if (q->u8) {
+        w = _mm512_packus_epi32(v0, v1);
+        b = _mm512_packus_epi16(w, w);
+    } else {
+        w = _mm512_packs_epi32(v0, v1);
+        b = _mm512_packs_epi16(w, w);
+    }
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    b = _mm512_permutexvar_epi32(idx, b);
+    if (mask == 0xFFFFFFFFu)
+        _mm256_storeu_si256((__m256i *)y, _mm512_castsi512_si256(b));
+    else
+        _mm512_mask_storeu_epi8(y, mask, b);
+}
+
+static inline __attribute__((always_inline)) DW512_T __mmask16 dw_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xFFFF : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+}
+
+/* With q != NULL the row is requantized into yq (ow bytes) instead of stored to acc. */
 static inline __attribute__((always_inline)) DW512_T void
 dw_row_avx512_body(const int16_t *plane, int64_t wbuf, const int16_t *taps, const int64_t kh,
-                   const int64_t kw, const int64_t sw, int64_t ow, int32_t bias, int32_t *acc)
+                   const int64_t kw, const int64_t sw, int64_t ow, int32_t bias, int32_t *acc,
+                   const struct dwq *dq, uint8_t *yq)
 {
     int64_t np = dw_pairs(kw), pk = np * 2;
     const __m512i bv = _mm512_set1_epi32(bias);
@@ -787,20 +891,52 @@ dw_row_avx512_body(const int16_t *plane, int64_t wbuf, const int16_t *taps, cons
                     __m512i wv = _mm512_set1_epi32(wp);
                     __m512i a = _mm512_loadu_si512((const void *)(r + 2 * q));
                     __m512i b = _mm512_loadu_si512((const void *)(r + 2 * q + 1));
-                    ev = _mm512_add_epi32(ev, _mm512_madd_epi16(a, wv));
-                    od = _mm512_add_epi32(od, _mm512_madd_epi16(b, wv));
+                    DPWSSD512(ev, a, wv);
+                    DPWSSD512(od, b, wv);
                 }
             }
             /* ev holds outputs 0, 2, 4, ..., od 1, 3, 5, ...: interleave per 128-bit lane, then
              * put the lanes in order. */
             __m512i lo = _mm512_unpacklo_epi32(ev, od), hi = _mm512_unpackhi_epi32(ev, od);
-            _mm512_storeu_si512((void *)(acc + ox),
-                                _mm512_add_epi32(bv, _mm512_permutex2var_epi64(lo, i0, hi)));
-            _mm512_storeu_si512((void *)(acc + ox + 16),
-                                _mm512_add_epi32(bv, _mm512_permutex2var_epi64(lo, i1, hi)));
+            __m512i v0 = _mm512_add_epi32(bv, _mm512_permutex2var_epi64(lo, i0, hi));
+            __m512i v1 = _mm512_add_epi32(bv, _mm512_permutex2var_epi64(lo, i1, hi));
+            if (dq) {
+                int64_t left = ow - ox;
+                dw_store32_q(v0, v1, dq,
+                             left >= 32 ? (__mmask64)0xFFFFFFFFu : ((__mmask64)1 << left) - 1,
+                             yq + ox);
+                continue;
+            }
+            _mm512_storeu_si512((void *)(acc + ox), v0);
+            _mm512_storeu_si512((void *)(acc + ox + 16), v1);
         }
     } else {
-        for (int64_t ox = 0; ox < ow; ox += 16) {
+        int64_t ox = 0;
+        /* Requantized output: two 16-output steps share one pack-and-store while the second
+         * one still has outputs (it then reads only what the single steps would read). */
+        for (; dq && ox + 16 < ow; ox += 32) {
+            __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 7
+            for (int64_t ky = 0; ky < kh; ky++) {
+                const int16_t *r = plane + ky * wbuf + 2 * ox;
+                const int16_t *t = taps + ky * pk;
+#pragma GCC unroll 4
+                for (int64_t q = 0; q < np; q++) {
+                    int32_t wp;
+                    memcpy(&wp, t + 2 * q, sizeof(wp));
+                    __m512i wv = _mm512_set1_epi32(wp);
+                    __m512i a = _mm512_loadu_si512((const void *)(r + 2 * q));
+                    __m512i b = _mm512_loadu_si512((const void *)(r + 32 + 2 * q));
+                    DPWSSD512(s0, a, wv);
+                    DPWSSD512(s1, b, wv);
+                }
+            }
+            int64_t left = ow - ox;
+            dw_store32_q(_mm512_add_epi32(bv, s0), _mm512_add_epi32(bv, s1), dq,
+                         left >= 32 ? (__mmask64)0xFFFFFFFFu : ((__mmask64)1 << left) - 1,
+                         yq + ox);
+        }
+        for (; ox < ow; ox += 16) {
             __m512i sacc = _mm512_setzero_si512();
 #pragma GCC unroll 7
             for (int64_t ky = 0; ky < kh; ky++) {
@@ -811,8 +947,13 @@ dw_row_avx512_body(const int16_t *plane, int64_t wbuf, const int16_t *taps, cons
                     int32_t wp;
                     memcpy(&wp, t + 2 * q, sizeof(wp));
                     __m512i a = _mm512_loadu_si512((const void *)(r + 2 * q));
-                    sacc = _mm512_add_epi32(sacc, _mm512_madd_epi16(a, _mm512_set1_epi32(wp)));
+                    __m512i wv = _mm512_set1_epi32(wp);
+                    DPWSSD512(sacc, a, wv);
                 }
+            }
+            if (dq) {
+                dw_store_q(_mm512_add_epi32(bv, sacc), dq, dw_mask(ow - ox), yq + ox);
+                continue;
             }
             _mm512_storeu_si512((void *)(acc + ox), _mm512_add_epi32(bv, sacc));
         }
@@ -824,15 +965,131 @@ static DW512_T void dw_row_avx512(const int16_t *plane, int64_t wbuf, const int1
                                   int32_t *acc)
 {
     if (kh == 3 && kw == 3 && sw == 1)
-        dw_row_avx512_body(plane, wbuf, taps, 3, 3, 1, ow, bias, acc);
+        dw_row_avx512_body(plane, wbuf, taps, 3, 3, 1, ow, bias, acc, NULL, NULL);
     else if (kh == 3 && kw == 3 && sw == 2)
-        dw_row_avx512_body(plane, wbuf, taps, 3, 3, 2, ow, bias, acc);
+        dw_row_avx512_body(plane, wbuf, taps, 3, 3, 2, ow, bias, acc, NULL, NULL);
     else if (kh == 5 && kw == 5 && sw == 1)
-        dw_row_avx512_body(plane, wbuf, taps, 5, 5, 1, ow, bias, acc);
+        dw_row_avx512_body(plane, wbuf, taps, 5, 5, 1, ow, bias, acc, NULL, NULL);
     else if (kh == 5 && kw == 5 && sw == 2)
-        dw_row_avx512_body(plane, wbuf, taps, 5, 5, 2, ow, bias, acc);
+        dw_row_avx512_body(plane, wbuf, taps, 5, 5, 2, ow, bias, acc, NULL, NULL);
     else
-        dw_row_avx512_body(plane, wbuf, taps, kh, kw, sw, ow, bias, acc);
+        dw_row_avx512_body(plane, wbuf, taps, kh, kw, sw, ow, bias, acc, NULL, NULL);
+}
+
+/* A whole output plane with the requantization fused (u8/s8 output, shift in [32, 62]). */
+static DW512_T void dw_plane_avx512_q(const int16_t *plane, int64_t wbuf, const int16_t *taps,
+                                      int64_t kh, int64_t kw, int64_t sh, int64_t sw, int64_t oh,
+                                      int64_t ow, int32_t bias, const struct vg_qgemm_rq *rq,
+                                      int32_t yz, int u8, uint8_t *y)
+{
+    struct dwq q;
+    dwq_make(&q, rq, yz, u8);
+#define DWQ_ROWS(KH, KW, SW)                                                                       \
+    for (int64_t oy = 0; oy < oh; oy++)                                                            \
+        dw_row_avx512_body(plane + oy * sh * wbuf, wbuf, taps, KH, KW, SW, ow, bias, NULL, &q,     \
+                           y + oy * ow);
+    if (kh == 3 && kw == 3 && sw == 1) {
+        DWQ_ROWS(3, 3, 1)
+    } else if (kh == 3 && kw == 3 && sw == 2) {
+        DWQ_ROWS(3, 3, 2)
+    } else if (kh == 5 && kw == 5 && sw == 1) {
+        DWQ_ROWS(5, 5, 1)
+    } else if (kh == 5 && kw == 5 && sw == 2) {
+        DWQ_ROWS(5, 5, 2)
+    } else {
+        DWQ_ROWS(kh, kw, sw)
+    }
+#undef DWQ_ROWS
+}
+
+/* Stride 1 on a small map (14x14, 7x7): one 32-lane step per row would leave most lanes idle,
+ * so the plane is stored with a row length of wf = ow + kw - 1 and the plane is treated as one
+ * long row: the sum at flat position f = oy * wf + ox is output (oy, ox) when ox < ow, and the
+ * lanes with ox >= ow (reading across a row end) are dropped by a compress before the store.
+ * Every lane is computed exactly as in dw_row_avx512_body; only which lanes are kept differs. */
+static inline __attribute__((always_inline)) DW512_T void
+dw_flat_store(__m512i v, const struct dwq *q, __m512i *col, __m512i *fi, __m512i wfv, __m512i owv,
+              __m512i totv, uint8_t *y, int64_t *outpos)
+{
+    __mmask16 keep = _mm512_cmplt_epi32_mask(*col, owv) & _mm512_cmplt_epi32_mask(*fi, totv);
+    /* Requantize all lanes (as dw_store_q), then pack the kept ones to the front. */
+    v = _mm512_maskz_compress_epi32(keep, dw_rq(v, q));
+    int cnt = __builtin_popcount((unsigned)keep);
+    __mmask16 sm = (__mmask16)((1u << cnt) - 1);
+    if (q->u8)
+        _mm512_mask_cvtusepi32_storeu_epi8(y + *outpos, sm,
+                                           _mm512_max_epi32(v, _mm512_setzero_si512()));
+    else
+        _mm512_mask_cvtsepi32_storeu_epi8(y + *outpos, sm, v);
+    *outpos += cnt;
+    /* Advance the lanes' flat index and column by 16. */
+    *fi = _mm512_add_epi32(*fi, _mm512_set1_epi32(16));
+    *col = _mm512_add_epi32(*col, _mm512_set1_epi32(16));
+    for (;;) {
+        __mmask16 over = _mm512_cmpge_epi32_mask(*col, wfv);
+        if (!over)
+            break;
+        *col = _mm512_mask_sub_epi32(*col, over, *col, wfv);
+    }
+}
+
+static inline __attribute__((always_inline)) DW512_T void
+dw_flat_body(const int16_t *plane, int64_t wf, const int16_t *taps, const int64_t kh,
+             const int64_t kw, int64_t oh, int64_t ow, int32_t bias, const struct dwq *q,
+             uint8_t *y)
+{
+    int64_t np = dw_pairs(kw), pk = np * 2, total = oh * wf;
+    const __m512i bv = _mm512_set1_epi32(bias);
+    const __m512i i0 = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+    const __m512i i1 = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i wfv = _mm512_set1_epi32((int32_t)wf), owv = _mm512_set1_epi32((int32_t)ow);
+    __m512i totv = _mm512_set1_epi32((int32_t)total);
+    __m512i fi = iota, col = iota;
+    for (;;) {
+        __mmask16 over = _mm512_cmpge_epi32_mask(col, wfv);
+        if (!over)
+            break;
+        col = _mm512_mask_sub_epi32(col, over, col, wfv);
+    }
+    int64_t outpos = 0;
+    for (int64_t f = 0; f < total; f += 32) {
+        __m512i ev = _mm512_setzero_si512(), od = _mm512_setzero_si512();
+#pragma GCC unroll 7
+        for (int64_t ky = 0; ky < kh; ky++) {
+            const int16_t *r = plane + ky * wf + f;
+            const int16_t *t = taps + ky * pk;
+#pragma GCC unroll 4
+            for (int64_t qq = 0; qq < np; qq++) {
+                int32_t wp;
+                memcpy(&wp, t + 2 * qq, sizeof(wp));
+                __m512i wv = _mm512_set1_epi32(wp);
+                __m512i a = _mm512_loadu_si512((const void *)(r + 2 * qq));
+                __m512i b = _mm512_loadu_si512((const void *)(r + 2 * qq + 1));
+                DPWSSD512(ev, a, wv);
+                DPWSSD512(od, b, wv);
+            }
+        }
+        __m512i lo = _mm512_unpacklo_epi32(ev, od), hi = _mm512_unpackhi_epi32(ev, od);
+        dw_flat_store(_mm512_add_epi32(bv, _mm512_permutex2var_epi64(lo, i0, hi)), q, &col, &fi,
+                      wfv, owv, totv, y, &outpos);
+        dw_flat_store(_mm512_add_epi32(bv, _mm512_permutex2var_epi64(lo, i1, hi)), q, &col, &fi,
+                      wfv, owv, totv, y, &outpos);
+    }
+}
+
+static DW512_T void dw_flat_avx512(const int16_t *plane, int64_t wf, const int16_t *taps,
+                                   int64_t kh, int64_t kw, int64_t oh, int64_t ow, int32_t bias,
+                                   const struct vg_qgemm_rq *rq, int32_t yz, int u8, uint8_t *y)
+{
+    struct dwq q;
+    dwq_make(&q, rq, yz, u8);
+    if (kh == 3 && kw == 3)
+        dw_flat_body(plane, wf, taps, 3, 3, oh, ow, bias, &q, y);
+    else if (kh == 5 && kw == 5)
+        dw_flat_body(plane, wf, taps, 5, 5, oh, ow, bias, &q, y);
+    else
+        dw_flat_body(plane, wf, taps, kh, kw, oh, ow, bias, &q, y);
 }
 
 /* to_i16 with masked loads and stores: no scalar tail (rows are often 7 to 56 wide). */
@@ -846,6 +1103,32 @@ static DW512_T void to_i16_avx512(const uint8_t *src, int64_t n, int sgn, int32_
         __m512i w = sgn ? _mm512_cvtepi8_epi16(v) : _mm512_cvtepu8_epi16(v);
         _mm512_mask_storeu_epi16(d + i, m, _mm512_sub_epi16(w, zv));
     }
+}
+
+/* A whole plane (h rows of w) into rows of stride wb: one call per channel instead of per row
+ * (rows of 7 or 14 made the calls cost as much as the conversion). */
+static inline __attribute__((always_inline)) DW512_T void
+to_i16_plane_body(const uint8_t *src, int64_t h, int64_t w, const int sgn, int32_t z, int16_t *d,
+                  int64_t wb)
+{
+    __m512i zv = _mm512_set1_epi16((int16_t)z);
+    for (int64_t y = 0; y < h; y++, src += w, d += wb)
+        for (int64_t i = 0; i < w; i += 32) {
+            int64_t left = w - i;
+            __mmask32 m = left >= 32 ? (__mmask32)0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
+            __m256i v = _mm512_castsi512_si256(_mm512_maskz_loadu_epi8((__mmask64)m, src + i));
+            __m512i x = sgn ? _mm512_cvtepi8_epi16(v) : _mm512_cvtepu8_epi16(v);
+            _mm512_mask_storeu_epi16(d + i, m, _mm512_sub_epi16(x, zv));
+        }
+}
+
+static DW512_T void to_i16_plane_avx512(const uint8_t *src, int64_t h, int64_t w, int sgn,
+                                        int32_t z, int16_t *d, int64_t wb)
+{
+    if (sgn)
+        to_i16_plane_body(src, h, w, 1, z, d, wb);
+    else
+        to_i16_plane_body(src, h, w, 0, z, d, wb);
 }
 #endif
 
@@ -896,16 +1179,52 @@ static void conv_depthwise(const struct qconv *st, const struct cgeom *g, const 
     simd = st->path == VG_QGEMM_AVX512 ? 2 : st->path != VG_QGEMM_PORTABLE;
 #endif
     size_t es = st->out_kind == VG_QGEMM_OUT_I32 ? 4 : 1;
-    memset(plane, 0, (size_t)(s->hp * s->wbuf) * sizeof(int16_t));
+    /* The flat layout (dw_flat_avx512) on rows shorter than one 32-lane step when it takes
+     * fewer steps than one row at a time (on 56- and 112-wide rows it measured no faster), and
+     * every channel's requantization fits the fused AVX-512 stage. */
+    int64_t wb = s->wbuf;
+    int flat = 0;
+#if QC_X86
+    if (simd == 2 && g->sw == 1 && st->out_kind != VG_QGEMM_OUT_I32) {
+        int64_t wf = g->ow + g->kw - 1;
+        flat = (g->oh * wf + 31) / 32 < g->oh * ((g->ow + 31) / 32) && g->ow < 32 &&
+               g->oh * wf < (1 << 30);
+        for (int64_t ch = 0; ch < g->c && flat; ch++)
+            flat = rq[ch].shift >= 32 && rq[ch].shift <= 62;
+        if (flat)
+            wb = wf;
+    }
+#endif
+    memset(plane, 0, (size_t)(s->hp * s->wbuf + 64) * sizeof(int16_t));
     for (int64_t b = 0; b < g->n; b++)
         for (int64_t ch = 0; ch < g->c; ch++) {
             const uint8_t *xp = x + (b * g->c + ch) * g->h * g->w;
             /* Interior rows: x - x_zp; the borders stay 0 from the memset above. */
-            for (int64_t iy = 0; iy < g->h; iy++)
-                to_i16(xp + iy * g->w, g->w, x_signed, xz,
-                       plane + (iy + g->pt) * s->wbuf + g->pl, simd);
+#if QC_X86
+            if (simd == 2)
+                to_i16_plane_avx512(xp, g->h, g->w, x_signed, xz, plane + g->pt * wb + g->pl, wb);
+            else
+#endif
+                for (int64_t iy = 0; iy < g->h; iy++)
+                    to_i16(xp + iy * g->w, g->w, x_signed, xz, plane + (iy + g->pt) * wb + g->pl,
+                           simd);
             const int16_t *t = taps + ch * pk;
             int32_t bv = bias ? bias[ch] : 0;
+            int64_t plane_n = g->oh * g->ow;
+            char *yp = (char *)y + (size_t)((b * g->m + ch) * plane_n) * es;
+#if QC_X86
+            if (flat) {
+                dw_flat_avx512(plane, wb, t, g->kh, g->kw, g->oh, g->ow, bv, &rq[ch], yz,
+                               st->out_kind == VG_QGEMM_OUT_U8, (uint8_t *)yp);
+                continue;
+            }
+            if (simd == 2 && st->out_kind != VG_QGEMM_OUT_I32 && rq[ch].shift >= 32 &&
+                rq[ch].shift <= 62) {
+                dw_plane_avx512_q(plane, s->wbuf, t, g->kh, g->kw, g->sh, g->sw, g->oh, g->ow, bv,
+                                  &rq[ch], yz, st->out_kind == VG_QGEMM_OUT_U8, (uint8_t *)yp);
+                continue;
+            }
+#endif
             /* Row oy's vector tail runs into row oy + 1, which is written after it. */
             for (int64_t oy = 0; oy < g->oh; oy++) {
                 int32_t *a = acc + oy * g->ow;
@@ -919,8 +1238,6 @@ static void conv_depthwise(const struct qconv *st, const struct cgeom *g, const 
 #endif
                     dw_row_c(rows, s->wbuf, t, g->kh, g->kw, g->sw, g->ow, bv, a);
             }
-            int64_t plane_n = g->oh * g->ow;
-            char *yp = (char *)y + (size_t)((b * g->m + ch) * plane_n) * es;
             if (st->out_kind == VG_QGEMM_OUT_I32)
                 memcpy(yp, acc, (size_t)plane_n * sizeof(int32_t));
             else
@@ -1018,7 +1335,7 @@ static int qconv_run(struct vg_kctx *c)
                     vg_qgemm_pack_b(st->path, xg + p0, x_signed, (size_t)npix, (int)g.kc, np,
                                     need_cs, bmem, &pb);
                 } else {
-                    im2col(xg, &g, (uint8_t)xz, p0, np, cols);
+                    im2col(xg, &g, (uint8_t)xz, p0, np, cols, st->path == VG_QGEMM_AVX512 ? 2 : 0);
                     vg_qgemm_pack_b(st->path, cols, x_signed, (size_t)np, (int)g.kc, np, need_cs,
                                     bmem, &pb);
                 }

@@ -38,6 +38,11 @@
  *    multiplier per row or per tensor, one B zero point) applies the correction and the
  *    requantization to the accumulators in registers and stores bytes (masked for a partial
  *    panel): storing and reloading the int32 tile cost as much as the products for small K.
+ *    Its bytes are made with two saturating packs and a dword permute per 32 columns (cheaper
+ *    than vpmov[u]sdb); a last panel of at most 16 columns skips the second half of the
+ *    products; the vpdpbusd accumulations are written as asm (GCC 12 copied every accumulator
+ *    at every step of the intrinsic form, and spilled). A full 32-column panel of B is packed
+ *    with 256-bit transposes, including a last partial group of K rows.
  */
 #include "qgemm.h"
 
@@ -105,6 +110,11 @@ static inline int64_t load_i64(const void *p)
 #define AVX2_T __attribute__((target("avx2")))
 #define VNNI256_T __attribute__((target("avx2,avxvnni")))
 #define VNNI512_T __attribute__((target("avx2,avx512f,avx512bw,avx512vnni")))
+
+/* acc += u8 x s8 dot products (vpdpbusd). GCC 12 compiles the intrinsic in the unrolled 8 x 32
+ * loop with a register copy per accumulator per step and spills (twice the instructions of the
+ * products); the asm form keeps each accumulator in place. Same instruction, same results. */
+#define DPBUSD512(acc, u8v, s8v) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(u8v), "v"(s8v))
 
 static inline __attribute__((always_inline)) AVX2_T void
 kern_avx2_body(int k4, const int16_t *ap, const uint8_t *bp, int32_t *tile, const int mr)
@@ -197,8 +207,8 @@ kern_vnni512_body(int k4, const int8_t *ap, const uint8_t *bp, int32_t *tile, co
 #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m512i a = _mm512_set1_epi32(load_i32(ap + 4 * r));
-            c0[r] = _mm512_dpbusd_epi32(c0[r], b0, a);
-            c1[r] = _mm512_dpbusd_epi32(c1[r], b1, a);
+            DPBUSD512(c0[r], b0, a);
+            DPBUSD512(c1[r], b1, a);
         }
         ap += 32;
         bp += 128;
@@ -382,6 +392,74 @@ static void pack_b_scalar(const uint8_t *b, uint8_t flip, size_t ldb, int k, int
 }
 
 #if VG_X86
+/* One group of 4 rows (r0-r3, 32 bytes each) of a 32-column panel: bytes interleaved within
+ * 128-bit lanes, the lanes put back in column order before the stores. */
+static inline __attribute__((always_inline)) AVX2_T void
+pack_b_32_group(__m256i r0, __m256i r1, __m256i r2, __m256i r3, __m256i fl, uint8_t *d,
+                __m256i *s0, __m256i *s1, __m256i *s2, __m256i *s3, int with_cs)
+{
+    const __m256i ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    /* lane 0 holds columns 0-15, lane 1 columns 16-31 */
+    __m256i x01l = _mm256_unpacklo_epi8(r0, r1), x01h = _mm256_unpackhi_epi8(r0, r1);
+    __m256i x23l = _mm256_unpacklo_epi8(r2, r3), x23h = _mm256_unpackhi_epi8(r2, r3);
+    __m256i o0 = _mm256_xor_si256(_mm256_unpacklo_epi16(x01l, x23l), fl); /* 0-3 | 16-19 */
+    __m256i o1 = _mm256_xor_si256(_mm256_unpackhi_epi16(x01l, x23l), fl); /* 4-7 | 20-23 */
+    __m256i o2 = _mm256_xor_si256(_mm256_unpacklo_epi16(x01h, x23h), fl); /* 8-11 | 24-27 */
+    __m256i o3 = _mm256_xor_si256(_mm256_unpackhi_epi16(x01h, x23h), fl); /* 12-15 | 28-31 */
+    __m256i c0 = _mm256_permute2x128_si256(o0, o1, 0x20); /* columns 0-7 */
+    __m256i c1 = _mm256_permute2x128_si256(o2, o3, 0x20); /* 8-15 */
+    __m256i c2 = _mm256_permute2x128_si256(o0, o1, 0x31); /* 16-23 */
+    __m256i c3 = _mm256_permute2x128_si256(o2, o3, 0x31); /* 24-31 */
+    _mm256_storeu_si256((__m256i *)d, c0);
+    _mm256_storeu_si256((__m256i *)(d + 32), c1);
+    _mm256_storeu_si256((__m256i *)(d + 64), c2);
+    _mm256_storeu_si256((__m256i *)(d + 96), c3);
+    if (with_cs) {
+        *s0 = _mm256_add_epi32(*s0, _mm256_madd_epi16(_mm256_maddubs_epi16(c0, ones8), ones16));
+        *s1 = _mm256_add_epi32(*s1, _mm256_madd_epi16(_mm256_maddubs_epi16(c1, ones8), ones16));
+        *s2 = _mm256_add_epi32(*s2, _mm256_madd_epi16(_mm256_maddubs_epi16(c2, ones8), ones16));
+        *s3 = _mm256_add_epi32(*s3, _mm256_madd_epi16(_mm256_maddubs_epi16(c3, ones8), ones16));
+    }
+}
+
+/* A whole 32-column panel (the AVX-512 path's): k4full groups of 4 rows, then krem (0-3) rows
+ * as one more, partial group, its missing rows given as `flip` so that they pack to 0. */
+static AVX2_T void pack_b_avx2_32(const uint8_t *b, uint8_t flip, size_t ldb, int k4full, int nr,
+                                  int col0, uint8_t *dst, int32_t *colsum, int krem)
+{
+    const __m256i fl = _mm256_set1_epi8((char)flip);
+    __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+    const uint8_t *src = b + col0;
+    for (int p = 0; p < k4full; p++) {
+        const uint8_t *r = src + (size_t)(4 * p) * ldb;
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)r);
+        __m256i r1 = _mm256_loadu_si256((const __m256i *)(r + ldb));
+        __m256i r2 = _mm256_loadu_si256((const __m256i *)(r + 2 * ldb));
+        __m256i r3 = _mm256_loadu_si256((const __m256i *)(r + 3 * ldb));
+        pack_b_32_group(r0, r1, r2, r3, fl, dst + (size_t)p * (size_t)nr * 4, &s0, &s1, &s2, &s3,
+                        colsum != NULL);
+    }
+    if (krem > 0) {
+        const uint8_t *r = src + (size_t)(4 * k4full) * ldb;
+        __m256i r0 = _mm256_loadu_si256((const __m256i *)r);
+        __m256i r1 = krem > 1 ? _mm256_loadu_si256((const __m256i *)(r + ldb)) : fl;
+        __m256i r2 = krem > 2 ? _mm256_loadu_si256((const __m256i *)(r + 2 * ldb)) : fl;
+        pack_b_32_group(r0, r1, r2, fl, fl, dst + (size_t)k4full * (size_t)nr * 4, &s0, &s1, &s2,
+                        &s3, colsum != NULL);
+    }
+    if (colsum) {
+        int32_t *cs = colsum + col0;
+        _mm256_storeu_si256((__m256i *)cs,
+                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)cs), s0));
+        _mm256_storeu_si256((__m256i *)(cs + 8),
+                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(cs + 8)), s1));
+        _mm256_storeu_si256((__m256i *)(cs + 16),
+                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(cs + 16)), s2));
+        _mm256_storeu_si256((__m256i *)(cs + 24),
+                            _mm256_add_epi32(_mm256_loadu_si256((const __m256i *)(cs + 24)), s3));
+    }
+}
+
 /* Full groups of 4 rows for 8 columns at a time: a 4 x 8 byte transpose per step. */
 static AVX2_T void pack_b_avx2(const uint8_t *b, uint8_t flip, size_t ldb, int k4full, int nr,
                                int col0, int c8, uint8_t *dst, int32_t *colsum)
@@ -441,7 +519,12 @@ void vg_qgemm_pack_b(int path, const void *b_, int b_signed, size_t ldb, int k, 
         int col0 = pn * nr, cn = n - col0 < nr ? n - col0 : nr;
         int p0 = 0, c8 = 0;
 #if VG_X86
-        if (path != VG_QGEMM_PORTABLE) {
+        if (path != VG_QGEMM_PORTABLE && nr == 32 && cn == 32) {
+            /* a full AVX-512 panel, every row (also a last partial group) */
+            pack_b_avx2_32(b, flip, ldb, k / 4, nr, col0, dst, pb->colsum, k % 4);
+            c8 = 32;
+            p0 = k4;
+        } else if (path != VG_QGEMM_PORTABLE) {
             c8 = cn & ~7;
             p0 = k / 4;
             if (c8 > 0 && p0 > 0)
@@ -453,7 +536,10 @@ void vg_qgemm_pack_b(int path, const void *b_, int b_signed, size_t ldb, int k, 
         /* The columns the SIMD loop did for rows [0, 4*p0), then every other column. */
         if (p0 < k4)
             pack_b_scalar(b, flip, ldb, k, n, nr, k4, p0, col0, 0, c8, dst, pb->colsum);
-        pack_b_scalar(b, flip, ldb, k, n, nr, k4, 0, col0, c8, nr, dst, pb->colsum);
+        pack_b_scalar(b, flip, ldb, k, n, nr, k4, 0, col0, c8, cn, dst, pb->colsum);
+        if (cn < nr) /* the padding columns of a partial panel are 0 */
+            for (int p = 0; p < k4; p++)
+                memset(dst + ((size_t)p * (size_t)nr + (size_t)cn) * 4, 0, (size_t)(nr - cn) * 4);
     }
 }
 
@@ -797,9 +883,9 @@ static inline VNNI512_T __m512i round_shift512_pre(__m512i p, __m512i s, __m512i
     return _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, hm1), bit), s);
 }
 
-static inline __attribute__((always_inline)) VNNI512_T void
-fused_out16(__m512i acc, const struct frow *fr, __m512i cs, int with_cs, __m512i z,
-            enum vg_qgemm_out_kind kind, __mmask16 mask, uint8_t *y)
+/* The requantized sums of 16 columns of one row, before the zero point and saturation. */
+static inline __attribute__((always_inline)) VNNI512_T __m512i
+fused_rq16(__m512i acc, const struct frow *fr, __m512i cs, int with_cs)
 {
     __m512i v = _mm512_add_epi32(acc, _mm512_set1_epi32(fr->c));
     if (with_cs)
@@ -808,12 +894,30 @@ fused_out16(__m512i acc, const struct frow *fr, __m512i cs, int with_cs, __m512i
     __m512i sh = _mm512_set1_epi64(fr->shift), hm1 = _mm512_set1_epi64(fr->half_m1);
     __m512i pe = round_shift512_pre(_mm512_mul_epi32(v, mult), sh, hm1);
     __m512i po = round_shift512_pre(_mm512_mul_epi32(_mm512_srli_epi64(v, 32), mult), sh, hm1);
-    v = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
-    v = _mm512_add_epi32(v, z);
-    if (kind == VG_QGEMM_OUT_U8)
-        _mm512_mask_cvtusepi32_storeu_epi8(y, mask, _mm512_max_epi32(v, _mm512_setzero_si512()));
+    return _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+}
+
+/* 32 int32 values (v0: columns 0-15, v1: 16-31) saturated to bytes and stored, `mask` selecting
+ * the columns: two saturating packs (clamping to [0, 255] or [-128, 127] like vpmov[u]sdb) and
+ * one dword permute, instead of two vpmov[u]sdb, which take two shuffle uops each. */
+static inline __attribute__((always_inline)) VNNI512_T void
+store32_sat(__m512i v0, __m512i v1, enum vg_qgemm_out_kind kind, __mmask64 mask, uint8_t *y)
+{
+    /* Per 128-bit lane i the packs give v0[4i..4i+3], v1[4i..4i+3] (as 8 bytes, twice). */
+    __m512i w, b;
+    if (kind == VG_QGEMM_OUT_U8) {
+        w = _mm512_packus_epi32(v0, v1);
+        b = _mm512_packus_epi16(w, w);
+    } else {
+        w = _mm512_packs_epi32(v0, v1);
+        b = _mm512_packs_epi16(w, w);
+    }
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    b = _mm512_permutexvar_epi32(idx, b);
+    if (mask == 0xFFFFFFFFu)
+        _mm256_storeu_si256((__m256i *)y, _mm512_castsi512_si256(b));
     else
-        _mm512_mask_cvtsepi32_storeu_epi8(y, mask, v);
+        _mm512_mask_storeu_epi8(y, mask, b);
 }
 
 /* The 8 x 32 VNNI kernel with the output stage applied while the tile is in registers:
@@ -822,20 +926,23 @@ fused_out16(__m512i acc, const struct frow *fr, __m512i cs, int with_cs, __m512i
 static inline __attribute__((always_inline)) VNNI512_T void
 kern_vnni512_fused_body(int k4, const int8_t *ap, const uint8_t *bp, const int mr, int nr,
                         const struct frow *fr, const int32_t *cs, enum vg_qgemm_out_kind kind,
-                        int32_t y_zp, uint8_t *y, size_t ldy)
+                        int32_t y_zp, uint8_t *y, size_t ldy, const int half)
 {
+    /* half: nr <= 16, the panel's second 16 columns are padding and are not multiplied (the
+     * last panel of a 14x14 or 28x28 map). */
     __m512i c0[8], c1[8];
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++)
         c0[r] = c1[r] = _mm512_setzero_si512();
     for (int p = 0; p < k4; p++) {
         __m512i b0 = _mm512_loadu_si512((const void *)bp);
-        __m512i b1 = _mm512_loadu_si512((const void *)(bp + 64));
+        __m512i b1 = half ? b0 : _mm512_loadu_si512((const void *)(bp + 64));
 #pragma GCC unroll 8
         for (int r = 0; r < mr; r++) {
             __m512i a = _mm512_set1_epi32(load_i32(ap + 4 * r));
-            c0[r] = _mm512_dpbusd_epi32(c0[r], b0, a);
-            c1[r] = _mm512_dpbusd_epi32(c1[r], b1, a);
+            DPBUSD512(c0[r], b0, a);
+            if (!half)
+                DPBUSD512(c1[r], b1, a);
         }
         ap += 32;
         bp += 128;
@@ -849,12 +956,13 @@ kern_vnni512_fused_body(int k4, const int8_t *ap, const uint8_t *bp, const int m
         cs1 = _mm512_maskz_loadu_epi32(m1, cs + 16);
     }
     __m512i z = _mm512_set1_epi32(y_zp);
+    __mmask64 m64 = nr >= 32 ? (__mmask64)0xFFFFFFFFu : ((__mmask64)1 << nr) - 1;
 #pragma GCC unroll 8
     for (int r = 0; r < mr; r++) {
         uint8_t *yr = y + (size_t)r * ldy;
-        fused_out16(c0[r], &fr[r], cs0, cs != NULL, z, kind, m0, yr);
-        if (m1)
-            fused_out16(c1[r], &fr[r], cs1, cs != NULL, z, kind, m1, yr + 16);
+        __m512i v0 = _mm512_add_epi32(fused_rq16(c0[r], &fr[r], cs0, cs != NULL), z);
+        __m512i v1 = half ? v0 : _mm512_add_epi32(fused_rq16(c1[r], &fr[r], cs1, cs != NULL), z);
+        store32_sat(v0, v1, kind, m64, yr);
     }
 }
 
@@ -863,9 +971,25 @@ static VNNI512_T void kern_vnni512_fused(int k4, const int8_t *ap, const uint8_t
                                          enum vg_qgemm_out_kind kind, int32_t y_zp, uint8_t *y,
                                          size_t ldy)
 {
+    if (nr <= 16) {
+        switch (mr) {
+#define FUSED_CASE(R)                                                                              \
+    case R: kern_vnni512_fused_body(k4, ap, bp, R, nr, fr, cs, kind, y_zp, y, ldy, 1); break;
+        FUSED_CASE(1)
+        FUSED_CASE(2)
+        FUSED_CASE(3)
+        FUSED_CASE(4)
+        FUSED_CASE(5)
+        FUSED_CASE(6)
+        FUSED_CASE(7)
+#undef FUSED_CASE
+        default: kern_vnni512_fused_body(k4, ap, bp, 8, nr, fr, cs, kind, y_zp, y, ldy, 1); break;
+        }
+        return;
+    }
     switch (mr) {
 #define FUSED_CASE(R)                                                                              \
-    case R: kern_vnni512_fused_body(k4, ap, bp, R, nr, fr, cs, kind, y_zp, y, ldy); break;
+    case R: kern_vnni512_fused_body(k4, ap, bp, R, nr, fr, cs, kind, y_zp, y, ldy, 0); break;
     FUSED_CASE(1)
     FUSED_CASE(2)
     FUSED_CASE(3)
@@ -874,7 +998,7 @@ static VNNI512_T void kern_vnni512_fused(int k4, const int8_t *ap, const uint8_t
     FUSED_CASE(6)
     FUSED_CASE(7)
 #undef FUSED_CASE
-    default: kern_vnni512_fused_body(k4, ap, bp, 8, nr, fr, cs, kind, y_zp, y, ldy); break;
+    default: kern_vnni512_fused_body(k4, ap, bp, 8, nr, fr, cs, kind, y_zp, y, ldy, 0); break;
     }
 }
 #endif
