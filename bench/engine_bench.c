@@ -32,20 +32,9 @@
 #include "vigil/engine.h"
 #include "vigil/tensor_io.h"
 
+#include "bench_clock.h"
+
 #define SINGLE_ROWS 256 /* distinct rows cycled through by the single-row loop */
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* q-quantile of v (sorted in place), nearest rank. */
 static double quantile(double *v, int n, double q)
@@ -60,6 +49,17 @@ static int die(const char *what, int rc, const struct vg_error *err)
     fprintf(stderr, "engine_bench: %s: %s\n", what,
             err && err->msg[0] ? err->msg : vg_strerror(rc));
     return 1;
+}
+
+/* Writes output j to OUT_DIR/NAME.ours.<output name>.npy (what report.py compares). */
+static int write_output(const char *out_dir, const char *name, const struct vg_model *m, int j,
+                        const struct vg_tensor *t)
+{
+    char path[4096];
+    struct vg_error err = {0};
+    snprintf(path, sizeof(path), "%s/%s.ours.%s.npy", out_dir, name, vg_model_output(m, j)->name);
+    int rc = vg_tensor_write_npy(path, t, &err);
+    return rc ? die(path, rc, &err) : 0;
 }
 
 /* A private copy of an output (the session's is overwritten by the next run). */
@@ -181,14 +181,8 @@ int main(int argc, char **argv)
             return 1;
         }
         batch_out[j].map_keys = NULL;
-        if (out_dir) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s.ours.%s.npy", out_dir, name,
-                     vg_model_output(m, j)->name);
-            rc = vg_tensor_write_npy(path, &batch_out[j], &err);
-            if (rc)
-                return die(path, rc, &err);
-        }
+        if (out_dir && write_output(out_dir, name, m, j, &batch_out[j]))
+            return 1;
     }
 
     /* ---- single row ---- */
@@ -255,14 +249,9 @@ int main(int argc, char **argv)
     }
 
     if (!n_batch && out_dir) {
-        for (int j = 0; j < n_out; j++) {
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s.ours.%s.npy", out_dir, name,
-                     vg_model_output(m, j)->name);
-            rc = vg_tensor_write_npy(path, &batch_out[j], &err);
-            if (rc)
-                return die(path, rc, &err);
-        }
+        for (int j = 0; j < n_out; j++)
+            if (write_output(out_dir, name, m, j, &batch_out[j]))
+                return 1;
     }
     if (!n_batch)
         arena_batch = vg_session_arena_bytes(s);

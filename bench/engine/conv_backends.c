@@ -50,6 +50,8 @@
 #include "onnx.pb-c.h"
 #include "vigil/engine.h"
 
+#include "../bench_clock.h"
+
 enum act { ACT_NONE, ACT_RELU, ACT_RELU6, ACT_SILU };
 static const char *const act_names[] = {"none", "relu", "relu6", "silu"};
 
@@ -91,21 +93,6 @@ static const struct layer builtin[] = {
     {"int8", "q dw3x3 576 @14", 576, 14, 14, 576, 3, 3, 1, 1, 576, ACT_NONE, 1, 1},
     {"int8", "q 3x3 64->64 @56", 64, 56, 56, 64, 3, 3, 1, 1, 1, ACT_NONE, 1, 1},
 };
-
-/* ---- timing --------------------------------------------------------------------------------- */
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* ---- data ----------------------------------------------------------------------------------- */
 

@@ -18,7 +18,6 @@ Models are rebuilt only when missing or when this script or the exporter changed
 
 import argparse
 import hashlib
-import json
 import os
 import sys
 import warnings
@@ -28,6 +27,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "tests", "fixtures"))
 import sklearn_export  # noqa: E402
+from model_cache import build_models  # noqa: E402
 
 from sklearn.datasets import load_breast_cancer, load_iris  # noqa: E402
 from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier  # noqa: E402
@@ -118,26 +118,10 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--rows", type=int, default=10000)
     args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    manifest = []
     src = source_hash()
-    for i, name in enumerate(MODELS):
-        rng = np.random.default_rng(1000 + i)
-        entry_path = os.path.join(args.out, name + ".json")
-        if os.path.exists(entry_path) and os.path.exists(os.path.join(args.out, name + ".onnx")):
-            with open(entry_path) as f:
-                entry = json.load(f)
-            if entry.get("rows") == args.rows and entry.get("source") == src:
-                manifest.append(entry)
-                continue
-        print("building %s ..." % name, file=sys.stderr)
-        entry = build(name, args.out, args.rows, rng)
-        entry["source"] = src
-        with open(entry_path, "w") as f:
-            json.dump(entry, f)
-        manifest.append(entry)
-    with open(os.path.join(args.out, "models.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+    build_models(args.out, MODELS, args.rows, lambda name: src,
+                 lambda i, name: build(name, args.out, args.rows,
+                                       np.random.default_rng(1000 + i)))
 
 
 if __name__ == "__main__":

@@ -141,7 +141,15 @@ def best_rounds(path):
     return res, (max(n_rounds.values()) if n_rounds else 0)
 
 
-def vision_agree(a, b, integer_step=1):
+# The int8 graph, end to end against ONNX Runtime: ORT requantizes in float32 and vigil in fixed
+# point, so an element within 2^-31 of a .5 tie may round the other way, and such one-step
+# differences travel through the later layers (docs/vision.md#differences-from-onnx-runtime).
+# Layer by layer the two agree within one step (ctest quant_ort); over the whole graph on the
+# benchmark's images they agree within 3.
+INT8_END_TO_END_STEPS = 3
+
+
+def vision_agree(a, b, integer_step=INT8_END_TO_END_STEPS):
     """(ok, text) for two {output: array} sets of the vision models."""
     if not a or not b:
         return False, "outputs missing"
@@ -169,7 +177,8 @@ def vision_agree(a, b, integer_step=1):
     return ok, ", ".join(notes)
 
 
-def machine_line(ort_version):
+def machine():
+    """(CPU model name, load average) of this machine."""
     try:
         load = " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
@@ -182,6 +191,11 @@ def machine_line(ort_version):
                 break
     except OSError:
         pass
+    return cpu, load
+
+
+def machine_line(ort_version):
+    cpu, load = machine()
     return ("Machine: %s, %d CPUs, load average %s at the end of the run. Both engines "
             "single-threaded (vigil: one session, OpenBLAS limited to one thread; ONNX Runtime %s "
             "from npm onnxruntime-node: intraOpNumThreads 1, interOpNumThreads 1, sequential, all "
@@ -279,8 +293,9 @@ def vision_main(args):
             "", "### Targets", ""] + target_lines + [
             "", "### Verification", "",
             "Both engines' outputs for every image, against each other and against torch's own "
-            "(float: max abs diff within 1e-4 of the largest logit; int8: within one "
-            "quantization step).", ""] + check_lines + [""]
+            "(float: max abs diff within 1e-4 of the largest logit; int8: within %d "
+            "quantization steps end to end, see docs/vision.md; layer by layer the tests hold "
+            "it to one)." % INT8_END_TO_END_STEPS, ""] + check_lines + [""]
         conv = os.path.join(args.work, "conv_backends.md")
         if os.path.exists(conv):
             doc += ["### Convolution backends: vigil, oneDNN, im2col + OpenBLAS", "",
@@ -308,24 +323,7 @@ def main():
 
     # Several rounds per engine and model: keep each figure's best (lowest) value, since other
     # processes can only slow a round down; verification counts keep their worst.
-    res, n_rounds = {}, {}
-    with open(os.path.join(args.work, "results.jsonl")) as f:
-        for line in f:
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            key = (r["engine"], r["model"])
-            n_rounds[key] = n_rounds.get(key, 0) + 1
-            if key not in res:
-                res[key] = r
-                continue
-            best = res[key]
-            for k in ("single_us", "single_us_p90", "single_us_async", "batch_row_us"):
-                if r.get(k) is not None and (best.get(k) is None or r[k] < best[k]):
-                    best[k] = r[k]
-            best["verify_mismatches"] = max(best.get("verify_mismatches", 0),
-                                            r.get("verify_mismatches", 0))
-    rounds = max(n_rounds.values()) if n_rounds else 0
+    res, rounds = best_rounds(os.path.join(args.work, "results.jsonl"))
     with open(os.path.join(args.work, "models", "models.json")) as f:
         models = [m["name"] for m in json.load(f)]
 
@@ -393,18 +391,7 @@ def main():
     print(text)
 
     if args.docs:
-        try:
-            load = " ".join(open("/proc/loadavg").read().split()[:3])
-        except OSError:
-            load = "?"
-        cpu = platform.processor() or platform.machine()
-        try:
-            for line in open("/proc/cpuinfo"):
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
+        cpu, load = machine()
         doc = [
             "# Engine benchmarks",
             "",

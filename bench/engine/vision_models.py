@@ -26,11 +26,12 @@ fuse it as a post-op the way the engine fuses it at load time.
 import argparse
 import hashlib
 import importlib.util
-import json
 import os
 import sys
 
 import numpy as np
+
+from model_cache import build_models
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -248,32 +249,17 @@ def main():
     ap.add_argument("--rows", type=int, default=16)
     ap.add_argument("--layers")
     args = ap.parse_args()
-    os.makedirs(args.out, exist_ok=True)
-    manifest = []
-    for name in MODELS:
-        src = stamp(name)
-        entry_path = os.path.join(args.out, name + ".json")
-        if os.path.exists(entry_path) and os.path.exists(os.path.join(args.out, name + ".onnx")):
-            with open(entry_path) as f:
-                entry = json.load(f)
-            if entry.get("rows") == args.rows and entry.get("source") == src:
-                manifest.append(entry)
-                continue
-        print("building %s ..." % name, file=sys.stderr)
-        if name == "int8_lite":
-            entry = build_int8(args.out, args.rows)
-            if entry is None:
-                print("vision_models: int8_lite skipped: no generator yet (tests/quant/; set "
-                      "VG_INT8_GENERATOR=FILE:FUNCTION)", file=sys.stderr)
-                continue
-        else:
-            entry = build_torch(name, args.out, args.rows)
-        entry["source"] = src
-        with open(entry_path, "w") as f:
-            json.dump(entry, f)
-        manifest.append(entry)
-    with open(os.path.join(args.out, "models.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
+
+    def build(i, name):
+        if name != "int8_lite":
+            return build_torch(name, args.out, args.rows)
+        entry = build_int8(args.out, args.rows)
+        if entry is None:
+            print("vision_models: int8_lite skipped: no generator yet (tests/quant/; set "
+                  "VG_INT8_GENERATOR=FILE:FUNCTION)", file=sys.stderr)
+        return entry
+
+    manifest = build_models(args.out, MODELS, args.rows, stamp, build)
     if args.layers:
         write_layers(manifest, args.out, args.layers)
 

@@ -145,3 +145,58 @@ const struct vg_tensor *vg_attr_t(const struct vg_node *n, const char *name)
     const struct vg_attr *a = vg_attr_find(n, name);
     return a && a->type == VG_ATTR_TENSOR ? a->t : NULL;
 }
+
+/* The typed getters differ only in the attribute type and the field read. */
+#define VG_KATTR(fname, T, TYPE, what, field)                                                      \
+    int fname(struct vg_kctx *c, const char *name, T dflt, T *v)                                   \
+    {                                                                                              \
+        const struct vg_attr *a = vg_attr_find(c->node, name);                                     \
+        *v = dflt;                                                                                 \
+        if (!a)                                                                                    \
+            return 0;                                                                              \
+        if (a->type != TYPE)                                                                       \
+            return vg_kerr(c, VG_EINVAL, "attribute '%s' must be " what, name);                    \
+        *v = a->field;                                                                             \
+        return 0;                                                                                  \
+    }
+
+VG_KATTR(vg_kattr_i, int64_t, VG_ATTR_INT, "an int", i)
+VG_KATTR(vg_kattr_f, float, VG_ATTR_FLOAT, "a float", f)
+VG_KATTR(vg_kattr_s, const char *, VG_ATTR_STRING, "a string", s)
+
+int vg_kattr_ints(struct vg_kctx *c, const char *name, int64_t *v, int cap, int *n, int *present)
+{
+    const struct vg_attr *a = vg_attr_find(c->node, name);
+    *n = 0;
+    if (present)
+        *present = a != NULL;
+    if (!a)
+        return 0;
+    if (a->type != VG_ATTR_INTS)
+        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be a list of ints", name);
+    if (a->n > (size_t)cap)
+        return vg_kerr(c, VG_EINVAL, "attribute '%s' has %zu values, at most %d allowed", name,
+                       a->n, cap);
+    for (size_t i = 0; i < a->n; i++)
+        v[i] = a->ints[i];
+    *n = (int)a->n;
+    return 0;
+}
+
+int vg_kread_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what, int64_t *v,
+                  int cap, int *n)
+{
+    if (t->dtype != VG_DT_INT64 && t->dtype != VG_DT_INT32)
+        return vg_kerr(c, VG_ETYPE, "%s must be int64 (or int32), got %s", what,
+                       vg_dtype_name(t->dtype));
+    if (t->rank > 1)
+        return vg_kerr(c, VG_ESHAPE, "%s must be 1-D, got rank %d", what, t->rank);
+    int64_t m = vg_tensor_numel(t);
+    if (m > cap)
+        return vg_kerr(c, VG_ESHAPE, "%s has %lld values, at most %d allowed", what, (long long)m,
+                       cap);
+    for (int64_t i = 0; i < m; i++)
+        v[i] = vg_tensor_get_i64(t, i);
+    *n = (int)m;
+    return 0;
+}

@@ -186,6 +186,18 @@ size_t vg_attr_ints(const struct vg_node *n, const char *name, const int64_t **v
 size_t vg_attr_floats(const struct vg_node *n, const char *name, const float **v);
 size_t vg_attr_strings(const struct vg_node *n, const char *name, const char *const **v);
 const struct vg_tensor *vg_attr_t(const struct vg_node *n, const char *name);
+/* Typed attribute `name` of c's node into *v (for init): absent gives dflt; an attribute of another
+ * type is a load error (VG_EINVAL through vg_kerr). */
+int vg_kattr_i(struct vg_kctx *c, const char *name, int64_t dflt, int64_t *v);
+int vg_kattr_f(struct vg_kctx *c, const char *name, float dflt, float *v);
+int vg_kattr_s(struct vg_kctx *c, const char *name, const char *dflt, const char **v);
+/* An INTS attribute into v[0..*n) (at most cap values, else a load error); *n = 0 when absent.
+ * *present (when not NULL) tells whether the node has it. */
+int vg_kattr_ints(struct vg_kctx *c, const char *name, int64_t *v, int cap, int *n, int *present);
+/* A 0-D or 1-D int32/int64 tensor of at most `cap` values into v[0..*n); `what` names it in the
+ * errors (VG_ETYPE, VG_ESHAPE through vg_kerr). */
+int vg_kread_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what, int64_t *v,
+                  int cap, int *n);
 
 /* Saturating double -> integer: NaN -> 0, out of range -> the type's limit, else truncation
  * toward zero (a plain C cast of an out-of-range double is undefined). */
@@ -201,11 +213,45 @@ uint8_t vg_sat_u8(double v);
 int vg_broadcast_shape(struct vg_kctx *c, int n, const struct vg_tensor *const *shapes,
                        struct vg_tensor *out);
 /*
+ * Sets out->rank/dims after checking a shape that came from data or attributes: rank cap, no
+ * negative dim, and the byte cap (so a shape tensor cannot ask for an absurd allocation).
+ * `dims` may point into out->dims.
+ */
+int vg_set_out_shape(struct vg_kctx *c, struct vg_tensor *out, int rank, const int64_t *dims);
+/*
  * Element strides of `in` (in elements) aligned to `out`'s rank: stride 0 on broadcast axes.
  * `strides` has out->rank entries.
  */
 void vg_broadcast_strides(const struct vg_tensor *in, const struct vg_tensor *out,
                           int64_t *strides);
+/* Contiguous element strides of t (t->rank entries). */
+void vg_contig_strides(const struct vg_tensor *t, int64_t *strides);
+
+/*
+ * A binary row kernel writes o[0..n) from a and b, each contiguous (step 1) or one repeated value
+ * (step 0). `o` may be `a` (variadic ops fold into their output): element i is read before it is
+ * written.
+ */
+typedef void (*vg_bin_fn)(const void *a, int a_step, const void *b, int b_step, void *o, int64_t n);
+/*
+ * out = fn(a, b), a and b read through element strides aligned to out's rank (0 on broadcast
+ * axes; see vg_broadcast_strides), out contiguous. Short rows are batched through `scratch` when
+ * it holds vg_binary_tile_bytes() bytes (NULL/0: plain row walk, same results).
+ */
+void vg_binary_nd(vg_bin_fn fn, const void *a, size_t a_size, const int64_t *a_strides,
+                  const void *b, size_t b_size, const int64_t *b_strides, void *o, size_t o_size,
+                  const struct vg_tensor *out, void *scratch, size_t scratch_bytes);
+/* Scratch bytes vg_binary_nd can use for this walk (0 when it would not tile). */
+size_t vg_binary_tile_bytes(const struct vg_tensor *out, const int64_t *a_strides, size_t a_size,
+                            const int64_t *b_strides, size_t b_size);
+/*
+ * Variadic ops folding inputs of out[0]'s dtype pairwise (Max, Min, Sum, Mean): the infer step
+ * (same shapes before opset 8, else multidirectional broadcasting; at most 64 inputs; sets
+ * scratch_bytes) and the run step (one input is copied; else in0 fn in1 into out, then out fn
+ * in_i for each further input).
+ */
+int vg_variadic_infer(struct vg_kctx *c);
+void vg_variadic_run(struct vg_kctx *c, vg_bin_fn fn);
 /* Formats t's dims as "[2,3]" into buf (for error messages). */
 void vg_shape_str(const struct vg_tensor *t, char *buf, size_t len);
 /* Normalises a possibly negative axis for rank r; returns -1 if out of [-r, r-1]. */

@@ -240,6 +240,28 @@ int vg_broadcast_shape(struct vg_kctx *c, int n, const struct vg_tensor *const *
     return 0;
 }
 
+int vg_set_out_shape(struct vg_kctx *c, struct vg_tensor *out, int rank, const int64_t *dims)
+{
+    if (rank > VG_MAX_RANK)
+        return vg_kerr(c, VG_EUNSUPPORTED, "output rank %d exceeds the engine's limit %d", rank,
+                       VG_MAX_RANK);
+    size_t esz = vg_dtype_size(out->dtype);
+    int64_t cap = VG_MAX_TENSOR_BYTES / (int64_t)(esz ? esz : 1), n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 0)
+            return vg_kerr(c, VG_ESHAPE, "output dim %d is negative (%lld)", i,
+                           (long long)dims[i]);
+        if (dims[i] > 0 && n > cap / dims[i])
+            return vg_kerr(c, VG_ENOMEM, "output shape exceeds the tensor size cap");
+        n *= dims[i];
+    }
+    int64_t tmp[VG_MAX_RANK];
+    memcpy(tmp, dims, sizeof(int64_t) * (size_t)rank);
+    out->rank = rank;
+    memcpy(out->dims, tmp, sizeof(int64_t) * (size_t)rank);
+    return 0;
+}
+
 void vg_broadcast_strides(const struct vg_tensor *in, const struct vg_tensor *out, int64_t *strides)
 {
     int off = out->rank - in->rank;
@@ -260,4 +282,258 @@ int vg_norm_axis(int64_t axis, int rank)
     if (axis < -rank || axis >= rank)
         return -1;
     return (int)(axis < 0 ? axis + rank : axis);
+}
+
+/* ---- Broadcast walks for binary kernels (elementwise.c, activation.c) ------------------------ */
+
+/* Innermost rows shorter than VG_SHORT_ROW are batched into calls of about VG_TILE_ELEMS. */
+#define VG_SHORT_ROW 32
+#define VG_TILE_ELEMS 512
+
+/* An output walk: `r` axes (size-1 axes dropped, mergeable neighbours merged) and the inputs'
+ * element strides on them; the innermost axis has step 0 or 1 for each input. */
+struct bc_walk {
+    int r;
+    int64_t dims[VG_MAX_RANK], sa[VG_MAX_RANK], sb[VG_MAX_RANK];
+};
+
+/* Fills `l` from out's dims and the inputs' strides aligned to them; 0 when out is empty. */
+static int bc_collapse(const struct vg_tensor *out, const int64_t *a_strides,
+                       const int64_t *b_strides, struct bc_walk *l)
+{
+    int r = 0;
+    for (int i = 0; i < out->rank; i++) {
+        if (out->dims[i] == 0)
+            return 0;
+        if (out->dims[i] == 1)
+            continue;
+        /* The previous axis merges into this one when both inputs step over it exactly as far
+         * as one full pass over this axis (both contiguous, or both repeating). */
+        if (r > 0 && l->sa[r - 1] == a_strides[i] * out->dims[i] &&
+            l->sb[r - 1] == b_strides[i] * out->dims[i]) {
+            l->dims[r - 1] *= out->dims[i];
+            l->sa[r - 1] = a_strides[i];
+            l->sb[r - 1] = b_strides[i];
+            continue;
+        }
+        l->dims[r] = out->dims[i];
+        l->sa[r] = a_strides[i];
+        l->sb[r] = b_strides[i];
+        r++;
+    }
+    if (r == 0) {
+        l->dims[0] = 1;
+        l->sa[0] = l->sb[0] = 0;
+        r = 1;
+    }
+    l->r = r;
+    return 1;
+}
+
+/*
+ * Short rows, as in [batch, 4] - [4]: a kernel call per 4-element row costs more than the
+ * arithmetic. When one input walks the two innermost axes contiguously and the other repeats one
+ * contiguous row along the second-innermost axis, copies of that row laid side by side in scratch
+ * let one call cover many rows. Returns the rows per call (0: not applicable) and sets *rep_is_b
+ * to tell which input repeats.
+ */
+static int64_t bc_tile_rows(const struct bc_walk *l, int *rep_is_b)
+{
+    int r = l->r;
+    if (r < 2)
+        return 0;
+    int64_t inner = l->dims[r - 1];
+    if (inner >= VG_SHORT_ROW)
+        return 0;
+    if (l->sa[r - 1] == 1 && l->sa[r - 2] == inner && l->sb[r - 1] == 1 && l->sb[r - 2] == 0)
+        *rep_is_b = 1;
+    else if (l->sb[r - 1] == 1 && l->sb[r - 2] == inner && l->sa[r - 1] == 1 && l->sa[r - 2] == 0)
+        *rep_is_b = 0;
+    else
+        return 0;
+    int64_t m = VG_TILE_ELEMS / inner;
+    return m < l->dims[r - 2] ? m : l->dims[r - 2];
+}
+
+/* Scratch bytes vg_binary_nd can use for this walk (0 when it would not tile). */
+size_t vg_binary_tile_bytes(const struct vg_tensor *out, const int64_t *a_strides, size_t a_size,
+                            const int64_t *b_strides, size_t b_size)
+{
+    struct bc_walk l;
+    int rep_is_b = 0;
+    if (!bc_collapse(out, a_strides, b_strides, &l))
+        return 0;
+    int64_t m = bc_tile_rows(&l, &rep_is_b);
+    return (size_t)(m * l.dims[l.r - 1]) * (rep_is_b ? b_size : a_size);
+}
+
+/* The tiled walk (see bc_tile_rows): outer axes by index counter, m rows per kernel call. */
+static void bc_binary_tiled(vg_bin_fn fn, const struct bc_walk *l, int64_t m, int rep_is_b,
+                            const char *pa, size_t a_size, const char *pb, size_t b_size, char *po,
+                            size_t o_size, char *scratch)
+{
+    int r = l->r;
+    int64_t rows = l->dims[r - 2], inner = l->dims[r - 1], outer = 1, idx[VG_MAX_RANK];
+    size_t rep_size = rep_is_b ? b_size : a_size, walk_size = rep_is_b ? a_size : b_size;
+    size_t row_bytes = (size_t)inner * rep_size;
+    int64_t off_a = 0, off_b = 0, filled = -1;
+
+    for (int k = 0; k < r - 2; k++) {
+        outer *= l->dims[k];
+        idx[k] = 0;
+    }
+    for (int64_t n = 0; n < outer; n++) {
+        int64_t rep_off = rep_is_b ? off_b : off_a;
+        const char *rep = rep_is_b ? pb + (size_t)off_b * b_size : pa + (size_t)off_a * a_size;
+        const char *walk = rep_is_b ? pa + (size_t)off_a * a_size : pb + (size_t)off_b * b_size;
+        char *o = po + (size_t)(n * rows * inner) * o_size;
+        if (rep_off != filled) {
+            for (int64_t j = 0; j < m; j++)
+                memcpy(scratch + (size_t)j * row_bytes, rep, row_bytes);
+            filled = rep_off;
+        }
+        for (int64_t row = 0; row < rows; row += m) {
+            int64_t cnt = rows - row < m ? rows - row : m;
+            const char *w = walk + (size_t)(row * inner) * walk_size;
+            char *dst = o + (size_t)(row * inner) * o_size;
+            if (rep_is_b)
+                fn(w, 1, scratch, 1, dst, cnt * inner);
+            else
+                fn(scratch, 1, w, 1, dst, cnt * inner);
+        }
+        for (int k = r - 3; k >= 0; k--) {
+            off_a += l->sa[k];
+            off_b += l->sb[k];
+            if (++idx[k] < l->dims[k])
+                break;
+            off_a -= l->sa[k] * l->dims[k];
+            off_b -= l->sb[k] * l->dims[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+/*
+ * Computes out = fn(a, b) where a and b are read through element strides aligned to out's rank
+ * (0 on broadcast axes) and out is contiguous. Walks the collapsed layout row by row with an
+ * index counter, or tiled when short rows allow it and `scratch` holds vg_binary_tile_bytes()
+ * bytes.
+ */
+void vg_binary_nd(vg_bin_fn fn, const void *a, size_t a_size, const int64_t *a_strides,
+                  const void *b, size_t b_size, const int64_t *b_strides, void *o, size_t o_size,
+                  const struct vg_tensor *out, void *scratch, size_t scratch_bytes)
+{
+    struct bc_walk l;
+    int64_t idx[VG_MAX_RANK];
+    int rep_is_b = 0;
+
+    if (!bc_collapse(out, a_strides, b_strides, &l))
+        return;
+    int r = l.r;
+    int64_t m = scratch ? bc_tile_rows(&l, &rep_is_b) : 0;
+    if (m > 0 && (size_t)(m * l.dims[r - 1]) * (rep_is_b ? b_size : a_size) <= scratch_bytes) {
+        bc_binary_tiled(fn, &l, m, rep_is_b, a, a_size, b, b_size, o, o_size, scratch);
+        return;
+    }
+
+    const char *pa = a, *pb = b;
+    char *po = o;
+    int64_t inner = l.dims[r - 1];
+    int step_a = l.sa[r - 1] != 0, step_b = l.sb[r - 1] != 0;
+    int64_t rows = 1;
+    for (int i = 0; i < r - 1; i++) {
+        rows *= l.dims[i];
+        idx[i] = 0;
+    }
+    int64_t off_a = 0, off_b = 0;
+    for (int64_t row = 0; row < rows; row++) {
+        fn(pa + (size_t)off_a * a_size, step_a, pb + (size_t)off_b * b_size, step_b,
+           po + (size_t)(row * inner) * o_size, inner);
+        for (int k = r - 2; k >= 0; k--) {
+            off_a += l.sa[k];
+            off_b += l.sb[k];
+            if (++idx[k] < l.dims[k])
+                break;
+            off_a -= l.sa[k] * l.dims[k];
+            off_b -= l.sb[k] * l.dims[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+void vg_contig_strides(const struct vg_tensor *t, int64_t *strides)
+{
+    int64_t st = 1;
+    for (int i = t->rank - 1; i >= 0; i--) {
+        strides[i] = st;
+        st *= t->dims[i];
+    }
+}
+
+int vg_variadic_infer(struct vg_kctx *c)
+{
+    const struct vg_tensor *shapes[64];
+    if (c->n_in > 64)
+        return vg_kerr(c, VG_EUNSUPPORTED, "more than 64 inputs (%d)", c->n_in);
+    /* Before opset 8 every input has the same shape. */
+    if (c->node->opset < 8) {
+        for (int i = 1; i < c->n_in; i++) {
+            int same = c->in[i]->rank == c->in[0]->rank;
+            for (int d = 0; same && d < c->in[0]->rank; d++)
+                same = c->in[i]->dims[d] == c->in[0]->dims[d];
+            if (!same) {
+                char s0[160], si[160];
+                vg_shape_str(c->in[0], s0, sizeof(s0));
+                vg_shape_str(c->in[i], si, sizeof(si));
+                return vg_kerr(c, VG_ESHAPE,
+                               "inputs 0 and %d have shapes %s and %s; opset %lld does not "
+                               "broadcast",
+                               i, s0, si, (long long)c->node->opset);
+            }
+        }
+    }
+    for (int i = 0; i < c->n_in; i++)
+        shapes[i] = c->in[i];
+    int rc = vg_broadcast_shape(c, c->n_in, shapes, c->out[0]);
+    if (rc || c->n_in < 2)
+        return rc;
+    /* Scratch for the largest tile of any step of vg_variadic_run. */
+    const struct vg_tensor *o = c->out[0];
+    size_t es = vg_dtype_size(o->dtype), need = 0;
+    int64_t sa[VG_MAX_RANK], sb[VG_MAX_RANK];
+    for (int i = 1; i < c->n_in; i++) {
+        if (i == 1)
+            vg_broadcast_strides(c->in[0], o, sa);
+        else
+            vg_contig_strides(o, sa);
+        vg_broadcast_strides(c->in[i], o, sb);
+        size_t bytes = vg_binary_tile_bytes(o, sa, es, sb, es);
+        need = bytes > need ? bytes : need;
+    }
+    c->scratch_bytes = need;
+    return 0;
+}
+
+void vg_variadic_run(struct vg_kctx *c, vg_bin_fn fn)
+{
+    struct vg_tensor *o = c->out[0];
+    size_t es = vg_dtype_size(o->dtype);
+    int64_t so[VG_MAX_RANK], sa[VG_MAX_RANK], sb[VG_MAX_RANK];
+
+    if (c->n_in == 1) {
+        if (vg_tensor_numel(o) > 0)
+            memcpy(o->data, c->in[0]->data, (size_t)vg_tensor_numel(o) * es);
+        return;
+    }
+    /* First pair into out, then fold every further input into out in place. */
+    vg_broadcast_strides(c->in[0], o, sa);
+    vg_broadcast_strides(c->in[1], o, sb);
+    vg_binary_nd(fn, c->in[0]->data, es, sa, c->in[1]->data, es, sb, o->data, es, o, c->scratch,
+                 c->scratch_bytes);
+    vg_contig_strides(o, so);
+    for (int i = 2; i < c->n_in; i++) {
+        vg_broadcast_strides(c->in[i], o, sb);
+        vg_binary_nd(fn, o->data, es, so, c->in[i]->data, es, sb, o->data, es, o, c->scratch,
+                     c->scratch_bytes);
+    }
 }

@@ -83,19 +83,6 @@ static double seconds_since(const struct timespec *a)
     return (double)(b.tv_sec - a->tv_sec) + (double)(b.tv_nsec - a->tv_nsec) * 1e-9;
 }
 
-static int media_is(const char *ct, const char *type)
-{
-    size_t n = strlen(type);
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp(ct, type, n))
-        return 0;
-    ct += n;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 /* The rules of X-Request-Id: 1 to 64 printable ASCII characters, no '"' or '\\'. */
 static int valid_id(const char *s, size_t n)
 {
@@ -424,11 +411,11 @@ void vg_api_predict_image(struct vg_req *r, struct vg_served *m)
         goto fail;
     }
     int rc;
-    if (!ct || media_is(ct, "application/json")) {
+    if (!ct || vg_media_type_is(ct, "application/json")) {
         rc = from_json(&q, &src);
-    } else if (media_is(ct, "multipart/form-data")) {
+    } else if (vg_media_type_is(ct, "multipart/form-data")) {
         rc = from_multipart(&q, &src);
-    } else if (media_is(ct, "image/jpeg") || media_is(ct, "image/png")) {
+    } else if (vg_media_type_is(ct, "image/jpeg") || vg_media_type_is(ct, "image/png")) {
         src.data = (const unsigned char *)r->body;
         src.len = r->body_len;
         rc = 0;

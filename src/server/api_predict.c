@@ -302,18 +302,6 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-static int is_json_content(const char *ct)
-{
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp(ct, "application/json", 16))
-        return 0;
-    ct += 16;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 void vg_api_predict(struct vg_req *r)
 {
     struct vg_store *st = r->store;
@@ -346,7 +334,7 @@ void vg_api_predict(struct vg_req *r)
         return;
     }
     /* http.c lets images through to the prediction routes; a tabular model takes JSON only. */
-    if (r->content_type && !is_json_content(r->content_type)) {
+    if (r->content_type && !vg_media_type_is(r->content_type, "application/json")) {
         vg_served_count(m, VG_OUTCOME_BAD_INPUT, 0);
         vg_reply_error(r, 415,
                        "model '%s' takes a JSON object of features (Content-Type "

@@ -733,26 +733,12 @@ static void send_reply(struct conn *c, struct MHD_Connection *mc)
     MHD_destroy_response(resp);
 }
 
-/* Whether the media type of `ct` is `type` (parameters after ';' ignored). */
-static int is_type(const char *ct, const char *type)
-{
-    size_t n = strlen(type);
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp(ct, type, n))
-        return 0;
-    ct += n;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
-}
-
 /* Prediction routes: JSON, or an image for image models (the handler refuses an image sent to
  * a tabular model). */
 static int is_predict_type(const char *ct)
 {
-    return is_type(ct, "application/json") || is_type(ct, "image/jpeg") ||
-           is_type(ct, "image/png") || is_type(ct, "multipart/form-data");
+    return vg_media_type_is(ct, "application/json") || vg_media_type_is(ct, "image/jpeg") ||
+           vg_media_type_is(ct, "image/png") || vg_media_type_is(ct, "multipart/form-data");
 }
 
 /* The body cap of a prediction request: larger when the model it names is an image model. */
@@ -764,18 +750,6 @@ static size_t predict_body_max(const struct vg_server *s, const struct vg_req *r
     if (e && e->loaded && e->served->image && s->cfg->image_max_body_bytes > max)
         max = s->cfg->image_max_body_bytes;
     return max;
-}
-
-static int is_json_type(const char *ct)
-{
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    if (strncasecmp(ct, "application/json", 16))
-        return 0;
-    ct += 16;
-    while (*ct == ' ' || *ct == '\t')
-        ct++;
-    return *ct == '\0' || *ct == ';';
 }
 
 /* A refusal (404, 405, 415, 413...) decided on the headers: sent at once when a body follows,
@@ -894,7 +868,8 @@ static void begin_request(struct conn *c, struct MHD_Connection *mc, const char 
     }
     r->n_params = n_params;
 
-    if (c->route->body == VG_BODY_JSON && r->content_type && !is_json_type(r->content_type)) {
+    if (c->route->body == VG_BODY_JSON && r->content_type &&
+        !vg_media_type_is(r->content_type, "application/json")) {
         vg_reply_error(r, 415, "Content-Type must be application/json, not '%s'", r->content_type);
         refuse(c);
         return;

@@ -17,6 +17,19 @@
 
 #define MAX_BOUNDARY 70
 
+int vg_media_type_is(const char *ct, const char *type)
+{
+    size_t n = strlen(type);
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    if (strncasecmp(ct, type, n))
+        return 0;
+    ct += n;
+    while (*ct == ' ' || *ct == '\t')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
 /* The boundary parameter of the Content-Type into out (NUL-terminated). */
 static int get_boundary(const char *ct, char *out, size_t size)
 {

@@ -296,7 +296,11 @@ int vg_cidr_parse_list(const char *text, struct vg_cidr **out, int *n, char *msg
 /* Why an address is refused ("private", "loopback", ...), or NULL when it may be fetched. */
 const char *vg_addr_forbidden(const struct sockaddr *sa, const struct vg_cidr *allow, int n_allow);
 
-/* ---- multipart/form-data (multipart.c) ------------------------------------------------------- */
+/* ---- Content types, multipart/form-data (multipart.c) ---------------------------------------- */
+
+/* Whether the media type of Content-Type `ct` is `type` (case-insensitive; blanks around it and
+ * parameters after ';' ignored). */
+int vg_media_type_is(const char *ct, const char *type);
 
 /* Finds form field `name` in a buffered multipart/form-data body. Returns 1 with *data and *len set
  * (pointing into body) and *part_type the part's Content-Type (NULL when it has none, else

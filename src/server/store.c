@@ -692,6 +692,21 @@ static int check_graph(struct vg_served *m, const char *cfg_path, char *reason)
 
 /* One run on zero rows: plans the common one-row shape and checks the output shapes for real. */
 /* The image model's test run: a black image's worth of zeros. */
+/* Runs s once on t, then frees t->data; a failure sets reason ("a test run on <on> failed"). */
+static int test_run(struct vg_served *m, struct vg_session *s, struct vg_tensor *t, const char *on,
+                    char *reason)
+{
+    struct vg_error err = {0};
+    int rc = vg_session_set_input(s, m->input, t, &err);
+    if (!rc)
+        rc = vg_session_run(s, &err);
+    free(t->data);
+    if (rc)
+        return set_reason(reason, "a test run on %s failed: %s", on,
+                          err.msg[0] ? err.msg : vg_strerror(rc));
+    return 0;
+}
+
 static int warm_image_session(struct vg_served *m, struct vg_session *s, char *reason)
 {
     const struct vg_image_spec *sp = m->image;
@@ -704,14 +719,8 @@ static int warm_image_session(struct vg_served *m, struct vg_session *s, char *r
     if (sp->layout == VG_IMAGE_NHWC)
         dims[1] = sp->crop_h, dims[2] = sp->crop_w, dims[3] = sp->channels;
     memcpy(t.dims, dims, sizeof dims);
-    struct vg_error err = {0};
-    int rc = vg_session_set_input(s, m->input, &t, &err);
-    if (!rc)
-        rc = vg_session_run(s, &err);
-    free(zeros);
-    if (rc)
-        return set_reason(reason, "a test run on a black image failed: %s",
-                          err.msg[0] ? err.msg : vg_strerror(rc));
+    if (test_run(m, s, &t, "a black image", reason))
+        return -1;
     const struct vg_tensor *o = vg_session_output(s, m->out_proba);
     const char *oname = vg_model_output(m->model, m->out_proba)->name;
     if (!o || o->dtype != VG_DT_FLOAT || o->rank != 2 || o->dims[0] != 1)
@@ -741,14 +750,8 @@ static int warm_session(struct vg_served *m, struct vg_session *s, int check, ch
         return set_reason(reason, "out of memory");
     struct vg_tensor t = {
         .dtype = VG_DT_FLOAT, .rank = 2, .dims = {rows, m->n_features}, .data = zeros};
-    struct vg_error err = {0};
-    int rc = vg_session_set_input(s, m->input, &t, &err);
-    if (!rc)
-        rc = vg_session_run(s, &err);
-    free(zeros);
-    if (rc)
-        return set_reason(reason, "a test run on a row of zeros failed: %s",
-                          err.msg[0] ? err.msg : vg_strerror(rc));
+    if (test_run(m, s, &t, "a row of zeros", reason))
+        return -1;
     if (!check)
         return 0;
     if (m->out_proba >= 0) {

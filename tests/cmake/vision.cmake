@@ -1,49 +1,16 @@
 # Vision tests (docs/models-digits.md: the digits model and the torchvision tests).
 #
-# This file has two roles:
-# - included from tests/tests.cmake: it registers
-#     torchvision     torchvision architectures (tests/vision/gen_torchvision.py, generated into
-#                     ${CMAKE_BINARY_DIR}/torchvision-cases at build time and regenerated only
-#                     when the generator changes) run by the conformance runner against torch's
-#                     outputs within atol 1e-4;
-#     digits_engine   models/digits through `vigil run` against torch's recorded holdout logits;
-#     digits_server   models/digits served: held-out PNGs posted to /models/digits/predict;
-# - run as `cmake -DRUNNER=... -DCASES=... -P vision.cmake` (what `torchvision` does): runs the
-#   runner on the cases and fails unless every case passed. A skipped case fails the test: the
-#   runner skips a model whose operator is not registered, and that must not pass silently.
+# Included from tests/tests.cmake, it registers
+#   torchvision     torchvision architectures (tests/vision/gen_torchvision.py, generated into
+#                   ${CMAKE_BINARY_DIR}/torchvision-cases at build time and regenerated only when
+#                   the generator changes) run by the conformance runner against torch's outputs
+#                   within atol 1e-4 (run_cases.cmake: every case must pass, none be skipped);
+#   digits_engine   models/digits through `vigil run` against torch's recorded holdout logits;
+#   digits_server   models/digits served: held-out PNGs posted to /models/digits/predict.
 #
 # The torchvision cases need /usr/bin/python3 with torch and torchvision (Debian python3-torch,
 # python3-torchvision); the digits tests need numpy, scikit-learn and PIL but not torch (the model
 # is committed). Without them the tests are not registered, with a STATUS message saying so.
-
-if(CMAKE_SCRIPT_MODE_FILE)
-  file(GLOB expected_cases LIST_DIRECTORIES true "${CASES}/test_tv_*")
-  list(LENGTH expected_cases n_expected)
-  if(n_expected EQUAL 0)
-    message(FATAL_ERROR "no test_tv_* cases in ${CASES}: run the build first")
-  endif()
-  execute_process(COMMAND "${RUNNER}" "${CASES}" --rtol 0 --atol 1e-4 -v
-                  OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
-  message("${out}${err}")
-  string(REGEX MATCH "([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped" summary "${out}${err}")
-  if(NOT summary)
-    message(FATAL_ERROR "torchvision: no summary line from the runner (exit ${rc})")
-  endif()
-  set(n_passed ${CMAKE_MATCH_1})
-  set(n_failed ${CMAKE_MATCH_2})
-  set(n_skipped ${CMAKE_MATCH_3})
-  if(NOT n_skipped EQUAL 0)
-    message(FATAL_ERROR "torchvision: ${n_skipped} case(s) skipped; an operator these models "
-                        "need is not registered")
-  endif()
-  if(NOT n_failed EQUAL 0 OR NOT rc EQUAL 0)
-    message(FATAL_ERROR "torchvision: ${n_failed} case(s) failed (exit ${rc})")
-  endif()
-  if(NOT n_passed EQUAL n_expected)
-    message(FATAL_ERROR "torchvision: ${n_passed} passed, expected ${n_expected}")
-  endif()
-  return()
-endif()
 
 set(VG_VISION_PYTHON /usr/bin/python3 CACHE FILEPATH
     "Python with torch, torchvision, onnx, numpy, scikit-learn and PIL (Debian packages)")
@@ -68,8 +35,9 @@ else()
     VERBATIM)
   add_custom_target(torchvision_cases ALL DEPENDS ${vg_tv_dir}/.stamp)
   add_test(NAME torchvision
-           COMMAND ${CMAKE_COMMAND} -DRUNNER=$<TARGET_FILE:onnx_conformance>
-                   -DCASES=${vg_tv_dir} -P ${CMAKE_CURRENT_LIST_FILE})
+           COMMAND ${CMAKE_COMMAND} -DNAME=torchvision -DRUNNER=$<TARGET_FILE:onnx_conformance>
+                   -DCASES=${vg_tv_dir} -DPREFIX=test_tv_ -DATOL=1e-4 -DRUNNER_ARGS=-v
+                   -P ${CMAKE_CURRENT_LIST_DIR}/run_cases.cmake)
   set_tests_properties(torchvision PROPERTIES TIMEOUT 900)
 endif()
 

@@ -79,6 +79,18 @@ good_after() {
         bad "after $1: a good request got $STATUS $(head -c 200 resp.body)"
     fi
 }
+# refused_image FILE TYPE NAME CODE PATTERN [AFTER]: FILE posted to colors as TYPE is refused
+# (expect_error NAME CODE PATTERN), then good_after AFTER (default NAME).
+refused_image() {
+    post_image /models/colors/predict "$1" "$2"
+    expect_error "$3" "$4" "$5"
+    good_after "${6:-$3}"
+}
+# refused_json JSON NAME CODE PATTERN: JSON posted to colors gets expect_error NAME CODE PATTERN.
+refused_json() {
+    post_json /models/colors/predict "$1"
+    expect_error "$2" "$3" "$4"
+}
 # A well-formed answer: label, confidence == top_k[0], top_k sorted, confidences sum to <= 1.
 check_answer() {
     expect_json "$1: answer shape" '(.predicted_label | type == "string") and
@@ -169,37 +181,23 @@ t1=$(date +%s%N)
 expect_error "bomb PNG" 413 "100000x100000 = 10000000000 pixels.*image-max-pixels.*not decoded"
 [ $(((t1 - t0) / 1000000)) -lt 5000 ] && ok || bad "bomb PNG: took $(((t1 - t0) / 1000000)) ms"
 good_after "bomb PNG"
-post_image /models/colors/predict bomb.jpg image/jpeg
-expect_error "bomb JPEG" 413 "60000x60000"
-good_after "bomb JPEG"
-post_image /models/colors/predict truncated.jpg image/jpeg
-expect_error "truncated JPEG" 400 "corrupt or truncated JPEG.*truncated"
-good_after "truncated JPEG"
-post_image /models/colors/predict truncated.png image/png
-expect_error "truncated PNG" 400 "corrupt or truncated PNG"
-good_after "truncated PNG"
-post_image /models/colors/predict badcrc.png image/png
-expect_error "PNG with a bad CRC" 400 "corrupt or truncated PNG.*CRC"
-good_after "bad CRC"
-post_image /models/colors/predict notimage.txt image/jpeg
-expect_error "not an image" 415 "not a JPEG or PNG image"
-good_after "not an image"
-post_image /models/colors/predict solid.gif image/png
-expect_error "a GIF" 415 "not a JPEG or PNG image"
-good_after "GIF"
-post_image /models/colors/predict red.jpg text/plain
-expect_error "wrong content type" 415 "Content-Type must be application/json \\(or, for an image model"
-good_after "wrong content type"
+refused_image bomb.jpg image/jpeg "bomb JPEG" 413 "60000x60000"
+refused_image truncated.jpg image/jpeg "truncated JPEG" 400 "corrupt or truncated JPEG.*truncated"
+refused_image truncated.png image/png "truncated PNG" 400 "corrupt or truncated PNG"
+refused_image badcrc.png image/png \
+    "PNG with a bad CRC" 400 "corrupt or truncated PNG.*CRC" "bad CRC"
+refused_image notimage.txt image/jpeg "not an image" 415 "not a JPEG or PNG image"
+refused_image solid.gif image/png "a GIF" 415 "not a JPEG or PNG image" "GIF"
+refused_image red.jpg text/plain \
+    "wrong content type" 415 "Content-Type must be application/json \\(or, for an image model"
 req POST /models/colors/predict -H 'Content-Type: image/jpeg'
 expect_error "empty image body" 400 "image \\(upload\\) is empty"
-post_json /models/colors/predict '{"image_b64": "not base64!"}'
-expect_error "bad base64" 400 "not valid base64"
-post_json /models/colors/predict '{"sepal_length": 5}'
-expect_error "features to an image model" 400 "unknown key 'sepal_length'.*image model"
-post_json /models/colors/predict '{"image_url": "http://x/", "image_b64": "AAAA"}'
-expect_error "both image_url and image_b64" 400 "either 'image_url' or 'image_b64'"
-post_json /models/colors/predict '{"image_b64": "AAAA", "top_k": 0}'
-expect_error "top_k 0" 400 "top_k"
+refused_json '{"image_b64": "not base64!"}' "bad base64" 400 "not valid base64"
+refused_json '{"sepal_length": 5}' \
+    "features to an image model" 400 "unknown key 'sepal_length'.*image model"
+refused_json '{"image_url": "http://x/", "image_b64": "AAAA"}' \
+    "both image_url and image_b64" 400 "either 'image_url' or 'image_b64'"
+refused_json '{"image_b64": "AAAA", "top_k": 0}' "top_k 0" 400 "top_k"
 post_image "/models/colors/predict?top_k=x" red.jpg image/jpeg
 expect_error "?top_k=x" 400 "top_k"
 req POST /models/colors/predict -F "image=@$IMG/red.jpg"
@@ -226,8 +224,8 @@ post_json /models/quad/predict "{\"image_url\": \"$HTTP/img/quad_exif8.jpg\"}"
 expect_top2 "image_url: EXIF" bottom_left top_left
 post_json /models/colors/predict "{\"image_url\": \"$HTTP/redirect/2\"}"
 expect_json "image_url: 3 redirects" '.predicted_label == "red"'
-post_json /models/colors/predict "{\"image_url\": \"$HTTP/redirect/3\"}"
-expect_error "image_url: 4 redirects" 502 "more than 3 redirects"
+refused_json "{\"image_url\": \"$HTTP/redirect/3\"}" \
+    "image_url: 4 redirects" 502 "more than 3 redirects"
 : >fetches.log
 # "image_url refused: <address> is ..." comes only from the socket-opening hook, which refuses
 # before connect(): no packet leaves for these addresses (and the log below shows the loopback
@@ -236,8 +234,8 @@ for addr in 10.0.0.1 169.254.169.254 '[::ffff:10.0.0.1]' '[fd00::1]' '[::1]' 0.0
     post_json /models/colors/predict "{\"image_url\": \"http://$addr:$HP/img/red.jpg\"}"
     expect_error "image_url $addr refused" 403 "image_url refused: .* is an? .*address"
 done
-post_json /models/colors/predict "{\"image_url\": \"http://169.254.169.254/latest/meta-data/\"}"
-expect_error "metadata address" 403 "169.254.169.254 is a link-local address"
+refused_json "{\"image_url\": \"http://169.254.169.254/latest/meta-data/\"}" \
+    "metadata address" 403 "169.254.169.254 is a link-local address"
 post_json /models/colors/predict \
     "{\"image_url\": \"$HTTP/redirect?to=http://10.0.0.1:$HP/img/red.jpg\"}"
 expect_error "redirect to a private address" 403 "10.0.0.1 is a private address"
@@ -245,10 +243,9 @@ if grep -q "^/img/red.jpg" fetches.log; then
     bad "a refused image_url reached the image server"
 else ok; fi
 good_after "SSRF refusals"
-post_json /models/colors/predict "{\"image_url\": \"$HTTP/img/noise.jpg\"}"
-expect_error "image_url above the size cap" 413 "larger than 102400 bytes"
-post_json /models/colors/predict "{\"image_url\": \"$HTTP/status/404\"}"
-expect_error "image_url 404" 502 "answered HTTP 404"
+refused_json "{\"image_url\": \"$HTTP/img/noise.jpg\"}" \
+    "image_url above the size cap" 413 "larger than 102400 bytes"
+refused_json "{\"image_url\": \"$HTTP/status/404\"}" "image_url 404" 502 "answered HTTP 404"
 t0=$(date +%s%N)
 post_json /models/colors/predict "{\"image_url\": \"$HTTP/hang\"}"
 t1=$(date +%s%N)
@@ -256,16 +253,13 @@ expect_error "image_url timeout" 504 "timed out"
 ms=$(((t1 - t0) / 1000000))
 [ "$ms" -ge 1400 ] && [ "$ms" -lt 8000 ] && ok || bad "image_url timeout after $ms ms, not ~1500"
 good_after "timeout"
-post_json /models/colors/predict '{"image_url": "file:///etc/passwd"}'
-expect_error "file: URL" 400 "image_url"
-post_json /models/colors/predict '{"image_url": "ftp://127.0.0.1/x.jpg"}'
-expect_error "ftp: URL" 400 "only http and https"
-post_json /models/colors/predict "{\"image_url\": \"$HTTP/redirect?to=ftp://127.0.0.1/x\"}"
-expect_error "redirect to ftp" 400 "only http and https"
-post_json /models/colors/predict '{"image_url": 7}'
-expect_error "image_url not a string" 400 "must be a string"
-post_json /models/colors/predict "{\"image_url\": \"$HTTP/img/notimage.txt\"}"
-expect_error "image_url to a non-image" 415 "image_url: the data is not a JPEG or PNG"
+refused_json '{"image_url": "file:///etc/passwd"}' "file: URL" 400 "image_url"
+refused_json '{"image_url": "ftp://127.0.0.1/x.jpg"}' "ftp: URL" 400 "only http and https"
+refused_json "{\"image_url\": \"$HTTP/redirect?to=ftp://127.0.0.1/x\"}" \
+    "redirect to ftp" 400 "only http and https"
+refused_json '{"image_url": 7}' "image_url not a string" 400 "must be a string"
+refused_json "{\"image_url\": \"$HTTP/img/notimage.txt\"}" \
+    "image_url to a non-image" 415 "image_url: the data is not a JPEG or PNG"
 good_after "URL errors"
 
 # ---- Metrics: exact counts over one block on colors_u8 -------------------------------------------
@@ -359,8 +353,8 @@ VIGIL_IMAGE_URL=off server_start opts --host 127.0.0.1 --port 0 --models fx/repo
     --config image.json || exit 1
 post_image /models/colors/predict red.jpg image/jpeg
 expect_error "--image-max-pixels 1000 (config file)" 413 "48x40 = 1920 pixels, more than the limit of 1000"
-post_json /models/colors/predict "{\"image_url\": \"$HTTP/img/red.jpg\"}"
-expect_error "VIGIL_IMAGE_URL=off" 403 "image_url is disabled"
+refused_json "{\"image_url\": \"$HTTP/img/red.jpg\"}" \
+    "VIGIL_IMAGE_URL=off" 403 "image_url is disabled"
 post_image /models/quad/predict quad_grey.png image/png
 expect_error "64x64 above the config file's cap" 413 "64x64 = 4096 pixels"
 server_stop

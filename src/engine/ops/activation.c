@@ -252,19 +252,6 @@ static int act_float_type(enum vg_dtype t)
     return t == VG_DT_FLOAT || t == VG_DT_DOUBLE;
 }
 
-/* Attribute `name` as a float: absent gives dflt; any other type is a load error. */
-static int act_attr_float(struct vg_kctx *c, const char *name, float dflt, float *v)
-{
-    const struct vg_attr *a = vg_attr_find(c->node, name);
-    *v = dflt;
-    if (!a)
-        return 0;
-    if (a->type != VG_ATTR_FLOAT)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be a float", name);
-    *v = a->f;
-    return 0;
-}
-
 static int act_unary_init(struct vg_kctx *c, const struct act_unop *op)
 {
     int rc = vg_kctx_need_inputs(c, 1);
@@ -276,8 +263,8 @@ static int act_unary_init(struct vg_kctx *c, const struct act_unop *op)
         return vg_kerr(c, VG_ETYPE, "input type %s is not supported (float or double)",
                        vg_dtype_name(c->in[0]->dtype));
     float v;
-    if ((rc = act_attr_float(c, "alpha", op->a, &v)) || (rc = act_attr_float(c, "beta", 0, &v)) ||
-        (rc = act_attr_float(c, "gamma", 0, &v)))
+    if ((rc = vg_kattr_f(c, "alpha", op->a, &v)) || (rc = vg_kattr_f(c, "beta", 0, &v)) ||
+        (rc = vg_kattr_f(c, "gamma", 0, &v)))
         return rc;
     c->out[0]->dtype = c->in[0]->dtype;
     return 0;
@@ -316,14 +303,9 @@ ACT_UNARY_WRAPPERS(selu, act_selu)
 ACT_UNARY_WRAPPERS(softplus, act_softplus_op)
 ACT_UNARY_WRAPPERS(erf, act_erf_op)
 
-/* ---- broadcasting walk over two inputs ------------------------------------------------------- */
+/* ---- binary kernels (walked over broadcast inputs by vg_binary_nd, tensor.c) ----------------- */
 
-/*
- * A binary kernel writes o[0..n) from a and b, each contiguous (step 1) or one repeated value
- * (step 0). `o` may be `a` (Sum folds into its output): element i is read before it is written.
- */
-typedef void (*act_bin_fn)(const void *a, int sa, const void *b, int sb, void *o, int64_t n);
-
+/* A vg_bin_fn (op.h) for one type. */
 #define ACT_BIN(name, T, EXPR)                                                                     \
     static void name(const void *pa, int sa, const void *pb, int sb, void *po, int64_t n)          \
     {                                                                                              \
@@ -367,79 +349,6 @@ ACT_BIN(act_prelu_i32, int32_t, x < 0 ? ACT_WMUL32(y, x) : x)
 ACT_BIN(act_prelu_i64, int64_t, x < 0 ? ACT_WMUL64(y, x) : x)
 ACT_BIN(act_add_f32, float, x + y)
 ACT_BIN(act_add_f64, double, x + y)
-
-/* out's axes with size-1 axes dropped and neighbours merged where both inputs allow it. */
-struct act_walk {
-    int r;
-    int64_t dims[VG_MAX_RANK], sa[VG_MAX_RANK], sb[VG_MAX_RANK];
-};
-
-/* Returns 0 when out is empty (nothing to do). */
-static int act_collapse(const struct vg_tensor *out, const int64_t *sa, const int64_t *sb,
-                        struct act_walk *w)
-{
-    int r = 0;
-    for (int i = 0; i < out->rank; i++) {
-        if (out->dims[i] == 0)
-            return 0;
-        if (out->dims[i] == 1)
-            continue;
-        if (r > 0 && w->sa[r - 1] == sa[i] * out->dims[i] && w->sb[r - 1] == sb[i] * out->dims[i]) {
-            w->dims[r - 1] *= out->dims[i];
-            w->sa[r - 1] = sa[i];
-            w->sb[r - 1] = sb[i];
-            continue;
-        }
-        w->dims[r] = out->dims[i];
-        w->sa[r] = sa[i];
-        w->sb[r] = sb[i];
-        r++;
-    }
-    if (r == 0) {
-        w->dims[0] = 1;
-        w->sa[0] = w->sb[0] = 0;
-        r = 1;
-    }
-    w->r = r;
-    return 1;
-}
-
-/* out = fn(a, b), a and b read through element strides aligned to out (0 on broadcast axes). */
-static void act_binary_nd(act_bin_fn fn, const void *a, const int64_t *sa, const void *b,
-                          const int64_t *sb, void *o, const struct vg_tensor *out)
-{
-    struct act_walk w;
-    if (!act_collapse(out, sa, sb, &w))
-        return;
-    size_t es = vg_dtype_size(out->dtype);
-    int r = w.r;
-    int64_t inner = w.dims[r - 1], rows = 1, idx[VG_MAX_RANK] = {0}, off_a = 0, off_b = 0;
-    int step_a = w.sa[r - 1] != 0, step_b = w.sb[r - 1] != 0;
-    for (int i = 0; i < r - 1; i++)
-        rows *= w.dims[i];
-    for (int64_t row = 0; row < rows; row++) {
-        fn((const char *)a + (size_t)off_a * es, step_a, (const char *)b + (size_t)off_b * es,
-           step_b, (char *)o + (size_t)(row * inner) * es, inner);
-        for (int k = r - 2; k >= 0; k--) {
-            off_a += w.sa[k];
-            off_b += w.sb[k];
-            if (++idx[k] < w.dims[k])
-                break;
-            off_a -= w.sa[k] * w.dims[k];
-            off_b -= w.sb[k] * w.dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-static void act_contig_strides(const struct vg_tensor *t, int64_t *st)
-{
-    int64_t s = 1;
-    for (int i = t->rank - 1; i >= 0; i--) {
-        st[i] = s;
-        s *= t->dims[i];
-    }
-}
 
 static int act_same_shape(const struct vg_tensor *a, const struct vg_tensor *b)
 {
@@ -494,16 +403,18 @@ static int prelu_infer(struct vg_kctx *c)
 static int prelu_run(struct vg_kctx *c)
 {
     int64_t sx[VG_MAX_RANK], ss[VG_MAX_RANK];
-    act_bin_fn fn;
+    vg_bin_fn fn;
     switch (c->in[0]->dtype) {
     case VG_DT_FLOAT: fn = act_prelu_f32; break;
     case VG_DT_DOUBLE: fn = act_prelu_f64; break;
     case VG_DT_INT32: fn = act_prelu_i32; break;
     default: fn = act_prelu_i64; break;
     }
-    act_contig_strides(c->out[0], sx);
+    size_t es = vg_dtype_size(c->out[0]->dtype);
+    vg_contig_strides(c->out[0], sx);
     vg_broadcast_strides(c->in[1], c->out[0], ss);
-    act_binary_nd(fn, c->in[0]->data, sx, c->in[1]->data, ss, c->out[0]->data, c->out[0]);
+    vg_binary_nd(fn, c->in[0]->data, es, sx, c->in[1]->data, es, ss, c->out[0]->data, es, c->out[0],
+                 NULL, 0);
     return 0;
 }
 
@@ -533,45 +444,13 @@ static int sum_init(struct vg_kctx *c)
     return 0;
 }
 
-static int sum_infer(struct vg_kctx *c)
-{
-    const struct vg_tensor *shapes[SUM_MAX_IN];
-    for (int i = 0; i < c->n_in; i++) {
-        shapes[i] = c->in[i];
-        if (c->node->opset < 8 && !act_same_shape(c->in[i], c->in[0])) {
-            char s0[160], si[160];
-            vg_shape_str(c->in[0], s0, sizeof(s0));
-            vg_shape_str(c->in[i], si, sizeof(si));
-            return vg_kerr(c, VG_ESHAPE,
-                           "inputs 0 and %d have shapes %s and %s; opset %lld does not broadcast",
-                           i, s0, si, (long long)c->node->opset);
-        }
-    }
-    return vg_broadcast_shape(c, c->n_in, shapes, c->out[0]);
-}
-
 static int sum_exec(struct vg_kctx *c, int mean)
 {
     struct vg_tensor *o = c->out[0];
     int f32 = o->dtype == VG_DT_FLOAT;
-    act_bin_fn add = f32 ? act_add_f32 : act_add_f64;
-    int64_t so[VG_MAX_RANK], sa[VG_MAX_RANK], sb[VG_MAX_RANK];
     int64_t n = vg_tensor_numel(o);
 
-    if (c->n_in == 1) {
-        /* One input: the output is that input (adding zero would turn -0 into +0). */
-        if (n > 0)
-            memcpy(o->data, c->in[0]->data, (size_t)n * vg_dtype_size(o->dtype));
-    } else {
-        vg_broadcast_strides(c->in[0], o, sa);
-        vg_broadcast_strides(c->in[1], o, sb);
-        act_binary_nd(add, c->in[0]->data, sa, c->in[1]->data, sb, o->data, o);
-        act_contig_strides(o, so);
-        for (int i = 2; i < c->n_in; i++) {
-            vg_broadcast_strides(c->in[i], o, sb);
-            act_binary_nd(add, o->data, so, c->in[i]->data, sb, o->data, o);
-        }
-    }
+    vg_variadic_run(c, f32 ? act_add_f32 : act_add_f64);
     if (mean && c->n_in > 1) {
         if (f32) {
             float *p = o->data, k = (float)c->n_in;
@@ -613,7 +492,7 @@ const struct vg_op vg_ops_activation[] = {
     ACT_UNARY("Softplus", softplus, 1),
     ACT_UNARY("Erf", erf, 9),
     ACT_OP("PRelu", 1, prelu_init, prelu_infer, prelu_run, 2),
-    ACT_OP("Sum", 1, sum_init, sum_infer, sum_run, 1),
-    ACT_OP("Mean", 1, sum_init, sum_infer, mean_run, 1),
+    ACT_OP("Sum", 1, sum_init, vg_variadic_infer, sum_run, 1),
+    ACT_OP("Mean", 1, sum_init, vg_variadic_infer, mean_run, 1),
     {0},
 };

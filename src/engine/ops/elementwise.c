@@ -92,7 +92,6 @@ static int ew_is_int_slot(int s)
  * ivdep tells the vectoriser there is no dependence between iterations, so it needs no alias
  * checks.
  */
-typedef void (*ew_bin_fn)(const void *a, int a_step, const void *b, int b_step, void *o, int64_t n);
 
 #define EW_BIN(name, TA, TB, TO, EXPR)                                                             \
     static void name(const void *pa, int sa, const void *pb, int sb, void *po, int64_t n)          \
@@ -260,7 +259,7 @@ EW_POW_INT_BASE_FLOATEXP(f32, float)
 EW_POW_INT_BASE_FLOATEXP(f64, double)
 
 /* [base slot][exponent slot]; NULL where the spec allows no such pair. */
-static const ew_bin_fn ew_pow_fns[EW_NSLOT][EW_NSLOT] = {
+static const vg_bin_fn ew_pow_fns[EW_NSLOT][EW_NSLOT] = {
     [EW_F32] = {ew_pow_f32, ew_pow_f32_f64, ew_pow_f32_i64, ew_pow_f32_i32, ew_pow_f32_i8,
                 ew_pow_f32_u8, NULL},
     [EW_F64] = {ew_pow_f64_f32, ew_pow_f64, ew_pow_f64_i64, ew_pow_f64_i32, ew_pow_f64_i8,
@@ -386,191 +385,7 @@ EW_UN(ew_lrelu_f64, double, double, x < 0 ? (double)alpha * x : x)
 
 EW_UN(ew_not_b, uint8_t, uint8_t, x == 0)
 
-/* ---- N-d broadcasting driver ----------------------------------------------------------------- */
-
-/* Innermost rows shorter than EW_SHORT_ROW are batched into calls of about EW_TILE_ELEMS. */
-#define EW_SHORT_ROW 32
-#define EW_TILE_ELEMS 512
-
-/* An output walk: `r` axes (size-1 axes dropped, mergeable neighbours merged) and the inputs'
- * element strides on them; the innermost axis has step 0 or 1 for each input. */
-struct ew_layout {
-    int r;
-    int64_t dims[VG_MAX_RANK], sa[VG_MAX_RANK], sb[VG_MAX_RANK];
-};
-
-/* Fills `l` from out's dims and the inputs' strides aligned to them; 0 when out is empty. */
-static int ew_collapse(const struct vg_tensor *out, const int64_t *a_strides,
-                       const int64_t *b_strides, struct ew_layout *l)
-{
-    int r = 0;
-    for (int i = 0; i < out->rank; i++) {
-        if (out->dims[i] == 0)
-            return 0;
-        if (out->dims[i] == 1)
-            continue;
-        /* The previous axis merges into this one when both inputs step over it exactly as far
-         * as one full pass over this axis (both contiguous, or both repeating). */
-        if (r > 0 && l->sa[r - 1] == a_strides[i] * out->dims[i] &&
-            l->sb[r - 1] == b_strides[i] * out->dims[i]) {
-            l->dims[r - 1] *= out->dims[i];
-            l->sa[r - 1] = a_strides[i];
-            l->sb[r - 1] = b_strides[i];
-            continue;
-        }
-        l->dims[r] = out->dims[i];
-        l->sa[r] = a_strides[i];
-        l->sb[r] = b_strides[i];
-        r++;
-    }
-    if (r == 0) {
-        l->dims[0] = 1;
-        l->sa[0] = l->sb[0] = 0;
-        r = 1;
-    }
-    l->r = r;
-    return 1;
-}
-
-/*
- * Short rows, as in [batch, 4] - [4]: a kernel call per 4-element row costs more than the
- * arithmetic. When one input walks the two innermost axes contiguously and the other repeats one
- * contiguous row along the second-innermost axis, copies of that row laid side by side in scratch
- * let one call cover many rows. Returns the rows per call (0: not applicable) and sets *rep_is_b
- * to tell which input repeats.
- */
-static int64_t ew_tile_rows(const struct ew_layout *l, int *rep_is_b)
-{
-    int r = l->r;
-    if (r < 2)
-        return 0;
-    int64_t inner = l->dims[r - 1];
-    if (inner >= EW_SHORT_ROW)
-        return 0;
-    if (l->sa[r - 1] == 1 && l->sa[r - 2] == inner && l->sb[r - 1] == 1 && l->sb[r - 2] == 0)
-        *rep_is_b = 1;
-    else if (l->sb[r - 1] == 1 && l->sb[r - 2] == inner && l->sa[r - 1] == 1 && l->sa[r - 2] == 0)
-        *rep_is_b = 0;
-    else
-        return 0;
-    int64_t m = EW_TILE_ELEMS / inner;
-    return m < l->dims[r - 2] ? m : l->dims[r - 2];
-}
-
-/* Scratch bytes ew_binary_nd can use for this walk (0 when it would not tile). */
-static size_t ew_tile_bytes(const struct vg_tensor *out, const int64_t *a_strides, size_t a_size,
-                            const int64_t *b_strides, size_t b_size)
-{
-    struct ew_layout l;
-    int rep_is_b = 0;
-    if (!ew_collapse(out, a_strides, b_strides, &l))
-        return 0;
-    int64_t m = ew_tile_rows(&l, &rep_is_b);
-    return (size_t)(m * l.dims[l.r - 1]) * (rep_is_b ? b_size : a_size);
-}
-
-/* The tiled walk (see ew_tile_rows): outer axes by index counter, m rows per kernel call. */
-static void ew_binary_tiled(ew_bin_fn fn, const struct ew_layout *l, int64_t m, int rep_is_b,
-                            const char *pa, size_t a_size, const char *pb, size_t b_size, char *po,
-                            size_t o_size, char *scratch)
-{
-    int r = l->r;
-    int64_t rows = l->dims[r - 2], inner = l->dims[r - 1], outer = 1, idx[VG_MAX_RANK];
-    size_t rep_size = rep_is_b ? b_size : a_size, walk_size = rep_is_b ? a_size : b_size;
-    size_t row_bytes = (size_t)inner * rep_size;
-    int64_t off_a = 0, off_b = 0, filled = -1;
-
-    for (int k = 0; k < r - 2; k++) {
-        outer *= l->dims[k];
-        idx[k] = 0;
-    }
-    for (int64_t n = 0; n < outer; n++) {
-        int64_t rep_off = rep_is_b ? off_b : off_a;
-        const char *rep = rep_is_b ? pb + (size_t)off_b * b_size : pa + (size_t)off_a * a_size;
-        const char *walk = rep_is_b ? pa + (size_t)off_a * a_size : pb + (size_t)off_b * b_size;
-        char *o = po + (size_t)(n * rows * inner) * o_size;
-        if (rep_off != filled) {
-            for (int64_t j = 0; j < m; j++)
-                memcpy(scratch + (size_t)j * row_bytes, rep, row_bytes);
-            filled = rep_off;
-        }
-        for (int64_t row = 0; row < rows; row += m) {
-            int64_t cnt = rows - row < m ? rows - row : m;
-            const char *w = walk + (size_t)(row * inner) * walk_size;
-            char *dst = o + (size_t)(row * inner) * o_size;
-            if (rep_is_b)
-                fn(w, 1, scratch, 1, dst, cnt * inner);
-            else
-                fn(scratch, 1, w, 1, dst, cnt * inner);
-        }
-        for (int k = r - 3; k >= 0; k--) {
-            off_a += l->sa[k];
-            off_b += l->sb[k];
-            if (++idx[k] < l->dims[k])
-                break;
-            off_a -= l->sa[k] * l->dims[k];
-            off_b -= l->sb[k] * l->dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-/*
- * Computes out = fn(a, b) where a and b are read through element strides aligned to out's rank
- * (0 on broadcast axes) and out is contiguous. Walks the collapsed layout row by row with an
- * index counter, or tiled when short rows allow it and `scratch` holds ew_tile_bytes() bytes.
- */
-static void ew_binary_nd(ew_bin_fn fn, const void *a, size_t a_size, const int64_t *a_strides,
-                         const void *b, size_t b_size, const int64_t *b_strides, void *o,
-                         size_t o_size, const struct vg_tensor *out, void *scratch,
-                         size_t scratch_bytes)
-{
-    struct ew_layout l;
-    int64_t idx[VG_MAX_RANK];
-    int rep_is_b = 0;
-
-    if (!ew_collapse(out, a_strides, b_strides, &l))
-        return;
-    int r = l.r;
-    int64_t m = scratch ? ew_tile_rows(&l, &rep_is_b) : 0;
-    if (m > 0 && (size_t)(m * l.dims[r - 1]) * (rep_is_b ? b_size : a_size) <= scratch_bytes) {
-        ew_binary_tiled(fn, &l, m, rep_is_b, a, a_size, b, b_size, o, o_size, scratch);
-        return;
-    }
-
-    const char *pa = a, *pb = b;
-    char *po = o;
-    int64_t inner = l.dims[r - 1];
-    int step_a = l.sa[r - 1] != 0, step_b = l.sb[r - 1] != 0;
-    int64_t rows = 1;
-    for (int i = 0; i < r - 1; i++) {
-        rows *= l.dims[i];
-        idx[i] = 0;
-    }
-    int64_t off_a = 0, off_b = 0;
-    for (int64_t row = 0; row < rows; row++) {
-        fn(pa + (size_t)off_a * a_size, step_a, pb + (size_t)off_b * b_size, step_b,
-           po + (size_t)(row * inner) * o_size, inner);
-        for (int k = r - 2; k >= 0; k--) {
-            off_a += l.sa[k];
-            off_b += l.sb[k];
-            if (++idx[k] < l.dims[k])
-                break;
-            off_a -= l.sa[k] * l.dims[k];
-            off_b -= l.sb[k] * l.dims[k];
-            idx[k] = 0;
-        }
-    }
-}
-
-static void ew_contig_strides(const struct vg_tensor *t, int64_t *strides)
-{
-    int64_t st = 1;
-    for (int i = t->rank - 1; i >= 0; i--) {
-        strides[i] = st;
-        st *= t->dims[i];
-    }
-}
+/* ---- Legacy broadcasting (the N-d walk itself is vg_binary_nd, tensor.c) --------------------- */
 
 /*
  * Legacy (opset < 7) broadcasting of B onto A. Validates, sets out's shape to A's when `out` is
@@ -588,7 +403,7 @@ static int ew_legacy_layout(struct vg_kctx *c, const struct vg_tensor *a, const 
         same = a->dims[i] == b->dims[i];
     if (same) {
         if (b_strides)
-            ew_contig_strides(b, b_strides);
+            vg_contig_strides(b, b_strides);
         goto ok;
     }
     if (!bcast)
@@ -640,7 +455,7 @@ static int ew_legacy(const struct vg_kctx *c)
 /* ---- binary operators ------------------------------------------------------------------------ */
 
 struct ew_binop {
-    ew_bin_fn fns[EW_NSLOT];
+    vg_bin_fn fns[EW_NSLOT];
     int out_bool;   /* comparisons and logic: output is bool */
     int int_divide; /* integer divisor must be non-zero */
 };
@@ -702,7 +517,7 @@ static int ew_binary_init(struct vg_kctx *c, const struct ew_binop *op)
 static int ew_binary_strides(struct vg_kctx *c, int64_t *sa, int64_t *sb)
 {
     if (ew_legacy(c)) {
-        ew_contig_strides(c->in[0], sa);
+        vg_contig_strides(c->in[0], sa);
         return ew_legacy_layout(c, c->in[0], c->in[1], NULL, sb);
     }
     vg_broadcast_strides(c->in[0], c->out[0], sa);
@@ -726,13 +541,13 @@ static int ew_binary_infer(struct vg_kctx *c)
     rc = ew_binary_strides(c, sa, sb);
     if (rc)
         return rc;
-    c->scratch_bytes = ew_tile_bytes(c->out[0], sa, vg_dtype_size(c->in[0]->dtype), sb,
-                                     vg_dtype_size(c->in[1]->dtype));
+    c->scratch_bytes = vg_binary_tile_bytes(c->out[0], sa, vg_dtype_size(c->in[0]->dtype), sb,
+                                            vg_dtype_size(c->in[1]->dtype));
     return 0;
 }
 
 /* Runs `fn` over in[0], in[1] into out[0] with the node's broadcasting rule. */
-static int ew_binary_exec(struct vg_kctx *c, ew_bin_fn fn)
+static int ew_binary_exec(struct vg_kctx *c, vg_bin_fn fn)
 {
     const struct vg_tensor *a = c->in[0], *b = c->in[1];
     struct vg_tensor *o = c->out[0];
@@ -741,7 +556,7 @@ static int ew_binary_exec(struct vg_kctx *c, ew_bin_fn fn)
     int rc = ew_binary_strides(c, sa, sb);
     if (rc)
         return rc;
-    ew_binary_nd(fn, a->data, vg_dtype_size(a->dtype), sa, b->data, vg_dtype_size(b->dtype), sb,
+    vg_binary_nd(fn, a->data, vg_dtype_size(a->dtype), sa, b->data, vg_dtype_size(b->dtype), sb,
                  o->data, vg_dtype_size(o->dtype), o, c->scratch, c->scratch_bytes);
     return 0;
 }
@@ -831,7 +646,7 @@ static int pow_run(struct vg_kctx *c)
     int sa = ew_slot(c->in[0]->dtype), sb = ew_slot(b->dtype);
     if (sa < 0 || sb < 0)
         return vg_kerr(c, VG_ETYPE, "unsupported types"); /* init rejected these already */
-    ew_bin_fn fn = ew_pow_fns[sa][sb];
+    vg_bin_fn fn = ew_pow_fns[sa][sb];
 
     if (sa == sb && vg_tensor_numel(b) == 1) {
         if (sa == EW_F32 && *(const float *)b->data == 2.0f)
@@ -864,83 +679,14 @@ static int ew_variadic_init(struct vg_kctx *c, const struct ew_binop *op)
     return 0;
 }
 
-static int ew_variadic_infer(struct vg_kctx *c)
-{
-    const struct vg_tensor *shapes[64];
-    if (c->n_in > 64)
-        return vg_kerr(c, VG_EUNSUPPORTED, "more than 64 inputs (%d)", c->n_in);
-    /* Before opset 8 every input has the same shape. */
-    if (c->node->opset < 8) {
-        for (int i = 1; i < c->n_in; i++) {
-            int same = c->in[i]->rank == c->in[0]->rank;
-            for (int d = 0; same && d < c->in[0]->rank; d++)
-                same = c->in[i]->dims[d] == c->in[0]->dims[d];
-            if (!same) {
-                char s0[160], si[160];
-                vg_shape_str(c->in[0], s0, sizeof(s0));
-                vg_shape_str(c->in[i], si, sizeof(si));
-                return vg_kerr(c, VG_ESHAPE,
-                               "inputs 0 and %d have shapes %s and %s; opset %lld does not "
-                               "broadcast",
-                               i, s0, si, (long long)c->node->opset);
-            }
-        }
-    }
-    for (int i = 0; i < c->n_in; i++)
-        shapes[i] = c->in[i];
-    int rc = vg_broadcast_shape(c, c->n_in, shapes, c->out[0]);
-    if (rc || c->n_in < 2)
-        return rc;
-    /* Scratch for the largest tile of any step of ew_variadic_run. */
-    const struct vg_tensor *o = c->out[0];
-    size_t es = vg_dtype_size(o->dtype), need = 0;
-    int64_t sa[VG_MAX_RANK], sb[VG_MAX_RANK];
-    for (int i = 1; i < c->n_in; i++) {
-        if (i == 1)
-            vg_broadcast_strides(c->in[0], o, sa);
-        else
-            ew_contig_strides(o, sa);
-        vg_broadcast_strides(c->in[i], o, sb);
-        size_t bytes = ew_tile_bytes(o, sa, es, sb, es);
-        need = bytes > need ? bytes : need;
-    }
-    c->scratch_bytes = need;
-    return 0;
-}
-
-static int ew_variadic_run(struct vg_kctx *c, const struct ew_binop *op)
-{
-    struct vg_tensor *o = c->out[0];
-    ew_bin_fn fn = op->fns[ew_slot(o->dtype)];
-    size_t es = vg_dtype_size(o->dtype);
-    int64_t so[VG_MAX_RANK], sa[VG_MAX_RANK], sb[VG_MAX_RANK];
-
-    if (c->n_in == 1) {
-        if (vg_tensor_numel(o) > 0)
-            memcpy(o->data, c->in[0]->data, (size_t)vg_tensor_numel(o) * es);
-        return 0;
-    }
-    /* First pair into out, then fold every further input into out in place. */
-    vg_broadcast_strides(c->in[0], o, sa);
-    vg_broadcast_strides(c->in[1], o, sb);
-    ew_binary_nd(fn, c->in[0]->data, es, sa, c->in[1]->data, es, sb, o->data, es, o, c->scratch,
-                 c->scratch_bytes);
-    ew_contig_strides(o, so);
-    for (int i = 2; i < c->n_in; i++) {
-        vg_broadcast_strides(c->in[i], o, sb);
-        ew_binary_nd(fn, o->data, es, so, c->in[i]->data, es, sb, o->data, es, o, c->scratch,
-                     c->scratch_bytes);
-    }
-    return 0;
-}
-
 static int max_init(struct vg_kctx *c)
 {
     return ew_variadic_init(c, &ew_max);
 }
 static int max_run(struct vg_kctx *c)
 {
-    return ew_variadic_run(c, &ew_max);
+    vg_variadic_run(c, ew_max.fns[ew_slot(c->out[0]->dtype)]);
+    return 0;
 }
 static int min_init(struct vg_kctx *c)
 {
@@ -948,7 +694,8 @@ static int min_init(struct vg_kctx *c)
 }
 static int min_run(struct vg_kctx *c)
 {
-    return ew_variadic_run(c, &ew_min);
+    vg_variadic_run(c, ew_min.fns[ew_slot(c->out[0]->dtype)]);
+    return 0;
 }
 
 /* ---- unary operators ------------------------------------------------------------------------- */
@@ -1158,8 +905,8 @@ const struct vg_op vg_ops_elementwise[] = {
     {"", "GreaterOrEqual", 12, 0, greater_eq_init, ew_binary_infer, greater_eq_run, NULL, 0, 2},
     EW_BINARY("And", logical_and),
     EW_BINARY("Or", logical_or),
-    {"", "Max", 1, 0, max_init, ew_variadic_infer, max_run, NULL, 0, 1},
-    {"", "Min", 1, 0, min_init, ew_variadic_infer, min_run, NULL, 0, 1},
+    {"", "Max", 1, 0, max_init, vg_variadic_infer, max_run, NULL, 0, 1},
+    {"", "Min", 1, 0, min_init, vg_variadic_infer, min_run, NULL, 0, 1},
     EW_UNARY("Neg", neg),
     EW_UNARY("Abs", abs),
     EW_UNARY("Exp", exp),

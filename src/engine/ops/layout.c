@@ -98,103 +98,6 @@ static int lay_check_dtype(struct vg_kctx *c, enum vg_dtype dt)
     return 0;
 }
 
-/* Sets out's shape after checking rank, sign and the byte cap (shapes here come from data). */
-static int lay_set_shape(struct vg_kctx *c, struct vg_tensor *out, int rank, const int64_t *dims)
-{
-    if (rank > VG_MAX_RANK)
-        return vg_kerr(c, VG_EUNSUPPORTED, "output rank %d exceeds the engine's limit %d", rank,
-                       VG_MAX_RANK);
-    size_t esz = vg_dtype_size(out->dtype);
-    int64_t cap = VG_MAX_TENSOR_BYTES / (int64_t)(esz ? esz : 1), n = 1;
-    for (int i = 0; i < rank; i++) {
-        if (dims[i] < 0)
-            return vg_kerr(c, VG_ESHAPE, "output dim %d would be negative (%lld)", i,
-                           (long long)dims[i]);
-        if (dims[i] > 0 && n > cap / dims[i])
-            return vg_kerr(c, VG_ENOMEM, "output shape exceeds the tensor size cap");
-        n *= dims[i];
-    }
-    int64_t tmp[VG_MAX_RANK];
-    memcpy(tmp, dims, sizeof(int64_t) * (size_t)rank);
-    out->rank = rank;
-    memcpy(out->dims, tmp, sizeof(int64_t) * (size_t)rank);
-    return 0;
-}
-
-/* A 0-D or 1-D int32/int64 tensor of at most `cap` values into v. */
-static int lay_read_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what, int64_t *v,
-                         int cap, int *n)
-{
-    if (t->dtype != VG_DT_INT64 && t->dtype != VG_DT_INT32)
-        return vg_kerr(c, VG_ETYPE, "%s must be int64 (or int32), got %s", what,
-                       vg_dtype_name(t->dtype));
-    if (t->rank > 1)
-        return vg_kerr(c, VG_ESHAPE, "%s must be 1-D, got rank %d", what, t->rank);
-    int64_t m = vg_tensor_numel(t);
-    if (m > cap)
-        return vg_kerr(c, VG_ESHAPE, "%s has %lld values, at most %d allowed", what, (long long)m,
-                       cap);
-    for (int64_t i = 0; i < m; i++)
-        v[i] = vg_tensor_get_i64(t, i);
-    *n = (int)m;
-    return 0;
-}
-
-static int lay_attr_ints(struct vg_kctx *c, const char *name, int64_t *v, int cap, int *n,
-                         int *present)
-{
-    const struct vg_attr *a = vg_attr_find(c->node, name);
-    *n = 0;
-    *present = a != NULL;
-    if (!a)
-        return 0;
-    if (a->type != VG_ATTR_INTS)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be a list of ints", name);
-    if (a->n > (size_t)cap)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' has %zu values, at most %d allowed", name,
-                       a->n, cap);
-    for (size_t i = 0; i < a->n; i++)
-        v[i] = a->ints[i];
-    *n = (int)a->n;
-    return 0;
-}
-
-static int lay_attr_int(struct vg_kctx *c, const char *name, int64_t dflt, int64_t *v)
-{
-    const struct vg_attr *a = vg_attr_find(c->node, name);
-    *v = dflt;
-    if (!a)
-        return 0;
-    if (a->type != VG_ATTR_INT)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be an int", name);
-    *v = a->i;
-    return 0;
-}
-
-static int lay_attr_float(struct vg_kctx *c, const char *name, float dflt, float *v)
-{
-    const struct vg_attr *a = vg_attr_find(c->node, name);
-    *v = dflt;
-    if (!a)
-        return 0;
-    if (a->type != VG_ATTR_FLOAT)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be a float", name);
-    *v = a->f;
-    return 0;
-}
-
-static int lay_attr_str(struct vg_kctx *c, const char *name, const char *dflt, const char **v)
-{
-    const struct vg_attr *a = vg_attr_find(c->node, name);
-    *v = dflt;
-    if (!a)
-        return 0;
-    if (a->type != VG_ATTR_STRING)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be a string", name);
-    *v = a->s;
-    return 0;
-}
-
 /* Index of s in the NULL-terminated list, or -1. */
 static int lay_pick(const char *s, const char *const *names)
 {
@@ -202,15 +105,6 @@ static int lay_pick(const char *s, const char *const *names)
         if (strcmp(s, names[i]) == 0)
             return i;
     return -1;
-}
-
-static void lay_strides(int rank, const int64_t *dims, int64_t *st)
-{
-    int64_t s = 1;
-    for (int i = rank - 1; i >= 0; i--) {
-        st[i] = s;
-        s *= dims[i];
-    }
 }
 
 static int64_t lay_prod(const int64_t *dims, int from, int to)
@@ -312,7 +206,7 @@ static int pad_mode(struct vg_kctx *c, int *mode)
 {
     static const char *const names[] = {"constant", "reflect", "edge", "wrap", NULL};
     const char *s;
-    int rc = lay_attr_str(c, "mode", "constant", &s);
+    int rc = vg_kattr_s(c, "mode", "constant", &s);
     if (rc)
         return rc;
     *mode = lay_pick(s, names);
@@ -338,7 +232,7 @@ static int pad_read(struct vg_kctx *c, int rank, int64_t *b, int64_t *e)
     if (c->node->opset < 11) {
         const char *name = c->node->opset < 2 ? "paddings" : "pads";
         int present;
-        if ((rc = lay_attr_ints(c, name, v, 2 * VG_MAX_RANK, &n, &present)))
+        if ((rc = vg_kattr_ints(c, name, v, 2 * VG_MAX_RANK, &n, &present)))
             return rc;
         if (!present)
             return vg_kerr(c, VG_EINVAL, "attribute '%s' is required", name);
@@ -348,13 +242,13 @@ static int pad_read(struct vg_kctx *c, int rank, int64_t *b, int64_t *e)
             return rank < 0 ? 0 : -VG_EDYNAMIC;
         if (t->dtype != VG_DT_INT64)
             return vg_kerr(c, VG_ETYPE, "pads must be int64, got %s", vg_dtype_name(t->dtype));
-        if ((rc = lay_read_ints(c, t, "pads", v, 2 * VG_MAX_RANK, &n)))
+        if ((rc = vg_kread_ints(c, t, "pads", v, 2 * VG_MAX_RANK, &n)))
             return rc;
         if (c->node->opset >= 18 && c->n_in > 3 && c->in[3]) {
             const struct vg_tensor *at = vg_kctx_value(c, 3);
             if (!at)
                 return rank < 0 ? 0 : -VG_EDYNAMIC;
-            if ((rc = lay_read_ints(c, at, "axes", axes, VG_MAX_RANK, &naxes)))
+            if ((rc = vg_kread_ints(c, at, "axes", axes, VG_MAX_RANK, &naxes)))
                 return rc;
         }
     }
@@ -416,7 +310,7 @@ static int pad_init(struct vg_kctx *c)
                            vg_dtype_name(c->in[3]->dtype));
     } else {
         float f;
-        if ((rc = lay_attr_float(c, "value", 0.0f, &f)))
+        if ((rc = vg_kattr_f(c, "value", 0.0f, &f)))
             return rc;
     }
     if ((rc = pad_read(c, -1, NULL, NULL)))
@@ -463,7 +357,7 @@ static int pad_infer(struct vg_kctx *c)
     if (c->node->opset >= 11 && c->n_in > 2 && c->in[2] && vg_tensor_numel(c->in[2]) > 1)
         return vg_kerr(c, VG_ESHAPE, "constant_value must hold one value, has %lld",
                        (long long)vg_tensor_numel(c->in[2]));
-    if ((rc = lay_set_shape(c, c->out[0], c->in[0]->rank, od)))
+    if ((rc = vg_set_out_shape(c, c->out[0], c->in[0]->rank, od)))
         return rc;
     int64_t total = 0;
     for (int i = 0; i < c->in[0]->rank; i++)
@@ -525,7 +419,7 @@ static int pad_run(struct vg_kctx *c)
         used += od[k];
     }
     const int64_t *last = maps + moff[r - 1];
-    lay_strides(r, x->dims, ist);
+    vg_contig_strides(x, ist);
 
     int64_t inner = od[r - 1], idx[VG_MAX_RANK] = {0};
     if (inner == 0) /* total > 0 rules it out; said for the analyser */
@@ -577,7 +471,7 @@ static int split_sizes_given(struct vg_kctx *c, int64_t *v, int cap, int *n, int
             const struct vg_tensor *t = vg_kctx_value(c, 1);
             if (!t)
                 return c->phase == VG_PHASE_INIT ? 0 : -VG_EDYNAMIC;
-            if ((rc = lay_read_ints(c, t, "split", v, cap, n)))
+            if ((rc = vg_kread_ints(c, t, "split", v, cap, n)))
                 return rc;
             *given = *n > 0; /* an empty split tensor counts as absent */
         }
@@ -585,7 +479,7 @@ static int split_sizes_given(struct vg_kctx *c, int64_t *v, int cap, int *n, int
             return 0;
     }
     if (!*given && c->node->opset < 13) {
-        if ((rc = lay_attr_ints(c, "split", v, cap, n, given)))
+        if ((rc = vg_kattr_ints(c, "split", v, cap, n, given)))
             return rc;
     }
     return 0;
@@ -602,12 +496,12 @@ static int split_init(struct vg_kctx *c)
     if (c->n_in > 2 || (c->n_in > 1 && c->in[1] && c->node->opset >= 2 && c->node->opset < 13))
         return vg_kerr(c, VG_EGRAPH, "takes one input at opset %lld, node lists %d",
                        (long long)c->node->opset, c->n_in);
-    if ((rc = lay_check_dtype(c, c->in[0]->dtype)) || (rc = lay_attr_int(c, "axis", 0, &axis)))
+    if ((rc = lay_check_dtype(c, c->in[0]->dtype)) || (rc = vg_kattr_i(c, "axis", 0, &axis)))
         return rc;
     if (c->node->opset < 11 && axis < 0)
         return vg_kerr(c, VG_EINVAL, "axis %lld is negative; opset %lld allows only 0..rank-1",
                        (long long)axis, (long long)c->node->opset);
-    if (c->node->opset >= 18 && (rc = lay_attr_int(c, "num_outputs", 0, &nout)))
+    if (c->node->opset >= 18 && (rc = vg_kattr_i(c, "num_outputs", 0, &nout)))
         return rc;
     if ((rc = split_sizes_given(c, v, SPLIT_MAX_OUT, &n, &given)))
         return rc;
@@ -675,7 +569,7 @@ static int split_infer(struct vg_kctx *c)
         if (!c->out[i])
             continue;
         d[a] = sizes[i];
-        if ((rc = lay_set_shape(c, c->out[i], c->in[0]->rank, d)))
+        if ((rc = vg_set_out_shape(c, c->out[i], c->in[0]->rank, d)))
             return rc;
     }
     return 0;
@@ -747,7 +641,7 @@ static int tile_repeats(struct vg_kctx *c, int64_t *rep)
         const struct vg_tensor *t = vg_kctx_value(c, 1);
         if (!t)
             return -VG_EDYNAMIC;
-        if ((rc = lay_read_ints(c, t, "repeats", rep, VG_MAX_RANK, &n)))
+        if ((rc = vg_kread_ints(c, t, "repeats", rep, VG_MAX_RANK, &n)))
             return rc;
         if (n != r)
             return vg_kerr(c, VG_ESHAPE, "repeats has %d values, the input has rank %d", n, r);
@@ -770,7 +664,7 @@ static int tile_infer(struct vg_kctx *c)
             return vg_kerr(c, VG_ENOMEM, "output shape exceeds the tensor size cap");
         d[i] = x->dims[i] * rep[i];
     }
-    return lay_set_shape(c, c->out[0], x->rank, d);
+    return vg_set_out_shape(c, c->out[0], x->rank, d);
 }
 
 /*
@@ -794,7 +688,7 @@ static int tile_run(struct vg_kctx *c)
         memcpy(y->data, x->data, esz);
         return 0;
     }
-    lay_strides(r, y->dims, ost);
+    vg_contig_strides(y, ost);
     const int64_t *d = x->dims;
     const char *src = x->data;
     char *out = y->data;
@@ -840,7 +734,7 @@ static int d2s_init(struct vg_kctx *c)
 {
     int64_t bs;
     int rc;
-    if ((rc = lay_check_dtype(c, c->in[0]->dtype)) || (rc = lay_attr_int(c, "blocksize", 0, &bs)))
+    if ((rc = lay_check_dtype(c, c->in[0]->dtype)) || (rc = vg_kattr_i(c, "blocksize", 0, &bs)))
         return rc;
     if (!vg_attr_find(c->node, "blocksize"))
         return vg_kerr(c, VG_EINVAL, "attribute 'blocksize' is required");
@@ -848,7 +742,7 @@ static int d2s_init(struct vg_kctx *c)
         return vg_kerr(c, VG_EINVAL, "blocksize %lld is out of range", (long long)bs);
     if (strcmp(c->node->op_type, "DepthToSpace") == 0) {
         const char *m;
-        if ((rc = lay_attr_str(c, "mode", "DCR", &m)))
+        if ((rc = vg_kattr_s(c, "mode", "DCR", &m)))
             return rc;
         if (strcmp(m, "DCR") != 0 && (strcmp(m, "CRD") != 0 || c->node->opset < 11))
             return vg_kerr(c, VG_EUNSUPPORTED, "mode '%s' is not %s", m,
@@ -882,7 +776,7 @@ static int d2s_infer(struct vg_kctx *c)
     od[1] = d[1] / (b * b);
     od[2] = d[2] * b;
     od[3] = d[3] * b;
-    return lay_set_shape(c, c->out[0], 4, od);
+    return vg_set_out_shape(c, c->out[0], 4, od);
 }
 
 static int s2d_infer(struct vg_kctx *c)
@@ -901,7 +795,7 @@ static int s2d_infer(struct vg_kctx *c)
     od[1] = d[1] * b * b;
     od[2] = d[2] / b;
     od[3] = d[3] / b;
-    return lay_set_shape(c, c->out[0], 4, od);
+    return vg_set_out_shape(c, c->out[0], 4, od);
 }
 
 /* dst[w * step] = src[w] for w < n, elements of esz bytes (and the reverse with `gather`). */
@@ -1042,7 +936,7 @@ static int rz_init(struct vg_kctx *c)
     if (opset < 13 && (c->n_in <= st.in_scales || !c->in[st.in_scales]))
         return vg_kerr(c, VG_EGRAPH, "input 'scales' is required at opset %lld", (long long)opset);
 
-    if ((rc = lay_attr_str(c, "mode", "nearest", &s)))
+    if ((rc = vg_kattr_s(c, "mode", "nearest", &s)))
         return rc;
     st.mode = lay_pick(s, modes);
     if (st.mode < 0 || (opset < 11 && st.mode == RZ_CUBIC))
@@ -1055,7 +949,7 @@ static int rz_init(struct vg_kctx *c)
         st.coord = RZ_ASYMMETRIC;
         st.nearest = RZ_FLOOR;
     } else {
-        if ((rc = lay_attr_str(c, "coordinate_transformation_mode", "half_pixel", &s)))
+        if ((rc = vg_kattr_s(c, "coordinate_transformation_mode", "half_pixel", &s)))
             return rc;
         st.coord = lay_pick(s, coords);
         if (st.coord < 0)
@@ -1064,7 +958,7 @@ static int rz_init(struct vg_kctx *c)
                            "pytorch_half_pixel, align_corners, asymmetric, tf_half_pixel_for_nn, "
                            "tf_crop_and_resize)",
                            s);
-        if ((rc = lay_attr_str(c, "nearest_mode", "round_prefer_floor", &s)))
+        if ((rc = vg_kattr_s(c, "nearest_mode", "round_prefer_floor", &s)))
             return rc;
         st.nearest = lay_pick(s, nearests);
         if (st.nearest < 0)
@@ -1072,26 +966,26 @@ static int rz_init(struct vg_kctx *c)
                            "nearest_mode '%s' is not one of round_prefer_floor, "
                            "round_prefer_ceil, floor, ceil",
                            s);
-        if ((rc = lay_attr_float(c, "cubic_coeff_a", -0.75f, &f)))
+        if ((rc = vg_kattr_f(c, "cubic_coeff_a", -0.75f, &f)))
             return rc;
         st.cubic_a = f;
-        if ((rc = lay_attr_int(c, "exclude_outside", 0, &iv)))
+        if ((rc = vg_kattr_i(c, "exclude_outside", 0, &iv)))
             return rc;
         if (iv != 0 && iv != 1)
             return vg_kerr(c, VG_EINVAL, "exclude_outside must be 0 or 1, got %lld", (long long)iv);
         st.exclude_outside = (int)iv;
-        if ((rc = lay_attr_float(c, "extrapolation_value", 0.0f, &f)))
+        if ((rc = vg_kattr_f(c, "extrapolation_value", 0.0f, &f)))
             return rc;
         st.extrapolation = f;
     }
     /* Opset 18+ attributes this file does not implement. */
-    if ((rc = lay_attr_int(c, "antialias", 0, &iv)))
+    if ((rc = vg_kattr_i(c, "antialias", 0, &iv)))
         return rc;
     if (iv != 0)
         return vg_kerr(c, VG_EUNSUPPORTED, "antialias (opset 18) is not supported");
     if (vg_attr_find(c->node, "axes"))
         return vg_kerr(c, VG_EUNSUPPORTED, "the axes attribute (opset 18) is not supported");
-    if ((rc = lay_attr_str(c, "keep_aspect_ratio_policy", "stretch", &s)))
+    if ((rc = vg_kattr_s(c, "keep_aspect_ratio_policy", "stretch", &s)))
         return rc;
     if (strcmp(s, "stretch") != 0)
         return vg_kerr(c, VG_EUNSUPPORTED,
@@ -1305,7 +1199,7 @@ static int rz_infer(struct vg_kctx *c)
     int rc = rz_geometry(c, &g);
     if (rc)
         return rc;
-    if ((rc = lay_set_shape(c, c->out[0], g.rank, g.out)))
+    if ((rc = vg_set_out_shape(c, c->out[0], g.rank, g.out)))
         return rc;
     rz_layout(c->state, &g, vg_dtype_size(c->in[0]->dtype), &l);
     c->scratch_bytes = l.total;
@@ -1436,7 +1330,7 @@ static void rz_nearest(const struct vg_tensor *x, struct vg_tensor *y, const cha
         memcpy(y->data, x->data, esz);
         return;
     }
-    lay_strides(r, x->dims, ist);
+    vg_contig_strides(x, ist);
     int64_t inner = y->dims[r - 1], prev = -2;
     if (inner == 0)
         return;

@@ -72,35 +72,9 @@ static size_t tensor_bytes(const struct vg_tensor *t)
     return (size_t)vg_tensor_numel(t) * vg_dtype_size(t->dtype);
 }
 
-/*
- * Sets out's shape after checking what came from data or attributes: rank cap, no negative dim,
- * and the byte cap (so a shape tensor cannot ask for an absurd allocation).
- */
-static int set_out_shape(struct vg_kctx *c, struct vg_tensor *out, int rank, const int64_t *dims)
-{
-    if (rank > VG_MAX_RANK)
-        return vg_kerr(c, VG_EUNSUPPORTED, "output rank %d exceeds the engine's limit %d", rank,
-                       VG_MAX_RANK);
-    size_t esz = vg_dtype_size(out->dtype);
-    int64_t cap = VG_MAX_TENSOR_BYTES / (int64_t)(esz ? esz : 1), n = 1;
-    for (int i = 0; i < rank; i++) {
-        if (dims[i] < 0)
-            return vg_kerr(c, VG_ESHAPE, "output dim %d is negative (%lld)", i,
-                           (long long)dims[i]);
-        if (dims[i] > 0 && n > cap / dims[i])
-            return vg_kerr(c, VG_ENOMEM, "output shape exceeds the tensor size cap");
-        n *= dims[i];
-    }
-    int64_t tmp[VG_MAX_RANK];
-    memcpy(tmp, dims, sizeof(int64_t) * (size_t)rank);
-    out->rank = rank;
-    memcpy(out->dims, tmp, sizeof(int64_t) * (size_t)rank);
-    return 0;
-}
-
 static int infer_same_shape(struct vg_kctx *c)
 {
-    return set_out_shape(c, c->out[0], c->in[0]->rank, c->in[0]->dims);
+    return vg_set_out_shape(c, c->out[0], c->in[0]->rank, c->in[0]->dims);
 }
 
 static int run_copy(struct vg_kctx *c)
@@ -112,57 +86,6 @@ static int run_copy(struct vg_kctx *c)
 static int is_index_dtype(enum vg_dtype dt)
 {
     return dt == VG_DT_INT64 || dt == VG_DT_INT32;
-}
-
-/*
- * Reads a 0-D or 1-D integer tensor of at most `cap` values into v; `what` names it in errors.
- */
-static int read_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what, int64_t *v,
-                     int cap, int *n)
-{
-    if (!is_index_dtype(t->dtype))
-        return vg_kerr(c, VG_ETYPE, "%s must be int32 or int64", what);
-    if (t->rank > 1)
-        return vg_kerr(c, VG_ESHAPE, "%s must be 1-D, got rank %d", what, t->rank);
-    int64_t m = vg_tensor_numel(t);
-    if (m > cap)
-        return vg_kerr(c, VG_ESHAPE, "%s has %lld values, at most %d allowed", what,
-                       (long long)m, cap);
-    for (int64_t i = 0; i < m; i++)
-        v[i] = vg_tensor_get_i64(t, i);
-    *n = (int)m;
-    return 0;
-}
-
-/* Same for an INTS attribute; `present` tells whether it was given. */
-static int read_attr_ints(struct vg_kctx *c, const char *name, int64_t *v, int cap, int *n,
-                          int *present)
-{
-    const struct vg_attr *a = vg_attr_find(c->node, name);
-    *n = 0;
-    if (present)
-        *present = a != NULL;
-    if (!a)
-        return 0;
-    if (a->type != VG_ATTR_INTS)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' must be a list of ints", name);
-    if (a->n > (size_t)cap)
-        return vg_kerr(c, VG_EINVAL, "attribute '%s' has %zu values, at most %d allowed", name,
-                       a->n, cap);
-    for (size_t i = 0; i < a->n; i++)
-        v[i] = a->ints[i];
-    *n = (int)a->n;
-    return 0;
-}
-
-/* Row-major element strides of t. */
-static void contiguous_strides(const struct vg_tensor *t, int64_t *strides)
-{
-    int64_t st = 1;
-    for (int i = t->rank - 1; i >= 0; i--) {
-        strides[i] = st;
-        st *= t->dims[i];
-    }
 }
 
 /* Copies `inner` elements of size esz from src (element stride `step`) to contiguous dst. */
@@ -596,7 +519,7 @@ static int reshape1_init(struct vg_kctx *c)
     int64_t shape[VG_MAX_RANK], dims[VG_MAX_RANK];
     int n, present;
     int rc;
-    if ((rc = read_attr_ints(c, "shape", shape, VG_MAX_RANK, &n, &present)))
+    if ((rc = vg_kattr_ints(c, "shape", shape, VG_MAX_RANK, &n, &present)))
         return rc;
     if (!present)
         return vg_kerr(c, VG_EINVAL, "attribute 'shape' is required");
@@ -610,11 +533,11 @@ static int reshape1_infer(struct vg_kctx *c)
 {
     int64_t shape[VG_MAX_RANK], dims[VG_MAX_RANK];
     int n, rc;
-    if ((rc = read_attr_ints(c, "shape", shape, VG_MAX_RANK, &n, NULL)))
+    if ((rc = vg_kattr_ints(c, "shape", shape, VG_MAX_RANK, &n, NULL)))
         return rc;
     if ((rc = reshape_dims(c, c->in[0], shape, n, 0, dims)))
         return rc;
-    return set_out_shape(c, c->out[0], n, dims);
+    return vg_set_out_shape(c, c->out[0], n, dims);
 }
 
 static int reshape_init(struct vg_kctx *c)
@@ -625,7 +548,7 @@ static int reshape_init(struct vg_kctx *c)
     if (sv) {
         int64_t shape[VG_MAX_RANK], dims[VG_MAX_RANK];
         int n;
-        int rc = read_ints(c, sv, "shape", shape, VG_MAX_RANK, &n);
+        int rc = vg_kread_ints(c, sv, "shape", shape, VG_MAX_RANK, &n);
         if (rc)
             return rc;
         if ((rc = reshape_dims(c, NULL, shape, n, reshape_allowzero(c), dims)))
@@ -642,11 +565,11 @@ static int reshape_infer(struct vg_kctx *c)
         return -VG_EDYNAMIC;
     int64_t shape[VG_MAX_RANK], dims[VG_MAX_RANK];
     int n, rc;
-    if ((rc = read_ints(c, sv, "shape", shape, VG_MAX_RANK, &n)))
+    if ((rc = vg_kread_ints(c, sv, "shape", shape, VG_MAX_RANK, &n)))
         return rc;
     if ((rc = reshape_dims(c, c->in[0], shape, n, reshape_allowzero(c), dims)))
         return rc;
-    return set_out_shape(c, c->out[0], n, dims);
+    return vg_set_out_shape(c, c->out[0], n, dims);
 }
 
 /* ---- Flatten --------------------------------------------------------------------------------- */
@@ -671,7 +594,7 @@ static int flatten_infer(struct vg_kctx *c)
     int64_t dims[2] = {1, 1};
     for (int i = 0; i < in->rank; i++)
         dims[i < axis ? 0 : 1] *= in->dims[i];
-    return set_out_shape(c, c->out[0], 2, dims);
+    return vg_set_out_shape(c, c->out[0], 2, dims);
 }
 
 /* ---- Concat ---------------------------------------------------------------------------------- */
@@ -720,7 +643,7 @@ static int concat_infer(struct vg_kctx *c)
                                (long long)t->dims[k], (long long)in0->dims[k]);
         dims[axis] += t->dims[axis];
     }
-    return set_out_shape(c, c->out[0], in0->rank, dims);
+    return vg_set_out_shape(c, c->out[0], in0->rank, dims);
 }
 
 static int concat_run(struct vg_kctx *c)
@@ -798,7 +721,7 @@ static int gather_infer(struct vg_kctx *c)
         if (rc)
             return rc;
     }
-    return set_out_shape(c, c->out[0], rank, dims);
+    return vg_set_out_shape(c, c->out[0], rank, dims);
 }
 
 static int gather_run(struct vg_kctx *c)
@@ -843,7 +766,7 @@ static int gather_run(struct vg_kctx *c)
 static int squeeze_axes(struct vg_kctx *c, int64_t *axes, int *n, int *given)
 {
     if (c->node->opset < 13)
-        return read_attr_ints(c, "axes", axes, VG_MAX_RANK, n, given);
+        return vg_kattr_ints(c, "axes", axes, VG_MAX_RANK, n, given);
     *n = 0;
     *given = c->n_in > 1 && c->in[1];
     if (!*given)
@@ -851,7 +774,7 @@ static int squeeze_axes(struct vg_kctx *c, int64_t *axes, int *n, int *given)
     const struct vg_tensor *v = vg_kctx_value(c, 1);
     if (!v)
         return -VG_EDYNAMIC;
-    return read_ints(c, v, "axes", axes, VG_MAX_RANK, n);
+    return vg_kread_ints(c, v, "axes", axes, VG_MAX_RANK, n);
 }
 
 /* Normalises axes against rank r: range, sign (negative from opset 11), no duplicates. */
@@ -883,7 +806,7 @@ static int squeeze_init_common(struct vg_kctx *c, int axes_required)
     } else {
         int64_t axes[VG_MAX_RANK];
         int n, given;
-        int rc = read_attr_ints(c, "axes", axes, VG_MAX_RANK, &n, &given);
+        int rc = vg_kattr_ints(c, "axes", axes, VG_MAX_RANK, &n, &given);
         if (rc)
             return rc;
         if (axes_required && !given)
@@ -928,7 +851,7 @@ static int squeeze_infer(struct vg_kctx *c)
         if (!squeezed)
             dims[r++] = in->dims[k];
     }
-    return set_out_shape(c, c->out[0], r, dims);
+    return vg_set_out_shape(c, c->out[0], r, dims);
 }
 
 static int unsqueeze_infer(struct vg_kctx *c)
@@ -948,7 +871,7 @@ static int unsqueeze_infer(struct vg_kctx *c)
         add |= 1u << axes[i];
     for (int k = 0, j = 0; k < r; k++)
         dims[k] = (add >> k) & 1 ? 1 : in->dims[j++];
-    return set_out_shape(c, c->out[0], r, dims);
+    return vg_set_out_shape(c, c->out[0], r, dims);
 }
 
 /* ---- Transpose ------------------------------------------------------------------------------- */
@@ -957,7 +880,7 @@ static int unsqueeze_infer(struct vg_kctx *c)
 static int transpose_perm(struct vg_kctx *c, int r, int64_t *perm)
 {
     int n, given, rc;
-    if ((rc = read_attr_ints(c, "perm", perm, VG_MAX_RANK, &n, &given)))
+    if ((rc = vg_kattr_ints(c, "perm", perm, VG_MAX_RANK, &n, &given)))
         return rc;
     if (!given) {
         for (int i = 0; i < r; i++)
@@ -994,7 +917,7 @@ static int transpose_infer(struct vg_kctx *c)
         return rc;
     for (int i = 0; i < in->rank; i++)
         dims[i] = in->dims[perm[i]];
-    return set_out_shape(c, c->out[0], in->rank, dims);
+    return vg_set_out_shape(c, c->out[0], in->rank, dims);
 }
 
 static int transpose_run(struct vg_kctx *c)
@@ -1005,7 +928,7 @@ static int transpose_run(struct vg_kctx *c)
     int rc = transpose_perm(c, in->rank, perm);
     if (rc)
         return rc;
-    contiguous_strides(in, in_st);
+    vg_contig_strides(in, in_st);
     for (int i = 0; i < in->rank; i++)
         st[i] = in_st[perm[i]];
     gather_view(out->data, in->data, vg_dtype_size(in->dtype), out->rank, out->dims, st, 0);
@@ -1044,7 +967,7 @@ static int shape_infer(struct vg_kctx *c)
     int64_t start, end;
     shape_range(c, c->in[0]->rank, &start, &end);
     int64_t n = end - start;
-    return set_out_shape(c, c->out[0], 1, &n);
+    return vg_set_out_shape(c, c->out[0], 1, &n);
 }
 
 static int shape_run(struct vg_kctx *c)
@@ -1141,7 +1064,7 @@ static int constant_init(struct vg_kctx *c)
 static int constant_infer(struct vg_kctx *c)
 {
     const struct vg_tensor *t = c->state;
-    return set_out_shape(c, c->out[0], t->rank, t->dims);
+    return vg_set_out_shape(c, c->out[0], t->rank, t->dims);
 }
 
 static int constant_run(struct vg_kctx *c)
@@ -1182,9 +1105,9 @@ static int constant_of_shape_infer(struct vg_kctx *c)
         return -VG_EDYNAMIC;
     int64_t dims[VG_MAX_RANK];
     int n, rc;
-    if ((rc = read_ints(c, v, "shape", dims, VG_MAX_RANK, &n)))
+    if ((rc = vg_kread_ints(c, v, "shape", dims, VG_MAX_RANK, &n)))
         return rc;
-    return set_out_shape(c, c->out[0], n, dims);
+    return vg_set_out_shape(c, c->out[0], n, dims);
 }
 
 static int constant_of_shape_run(struct vg_kctx *c)
@@ -1230,37 +1153,37 @@ static int slice_params(struct vg_kctx *c, int64_t *starts, int64_t *ends, int64
     int ns, ne, na = 0, nst = 0, rc, given;
     *has_axes = 0;
     if (c->node->opset < 10) {
-        if ((rc = read_attr_ints(c, "starts", starts, VG_MAX_RANK, &ns, &given)))
+        if ((rc = vg_kattr_ints(c, "starts", starts, VG_MAX_RANK, &ns, &given)))
             return rc;
         if (!given)
             return vg_kerr(c, VG_EINVAL, "attribute 'starts' is required");
-        if ((rc = read_attr_ints(c, "ends", ends, VG_MAX_RANK, &ne, &given)))
+        if ((rc = vg_kattr_ints(c, "ends", ends, VG_MAX_RANK, &ne, &given)))
             return rc;
         if (!given)
             return vg_kerr(c, VG_EINVAL, "attribute 'ends' is required");
-        if ((rc = read_attr_ints(c, "axes", axes, VG_MAX_RANK, &na, has_axes)))
+        if ((rc = vg_kattr_ints(c, "axes", axes, VG_MAX_RANK, &na, has_axes)))
             return rc;
     } else {
         const struct vg_tensor *v;
         if (!(v = vg_kctx_value(c, 1)))
             return -VG_EDYNAMIC;
-        if ((rc = read_ints(c, v, "starts", starts, VG_MAX_RANK, &ns)))
+        if ((rc = vg_kread_ints(c, v, "starts", starts, VG_MAX_RANK, &ns)))
             return rc;
         if (!(v = vg_kctx_value(c, 2)))
             return -VG_EDYNAMIC;
-        if ((rc = read_ints(c, v, "ends", ends, VG_MAX_RANK, &ne)))
+        if ((rc = vg_kread_ints(c, v, "ends", ends, VG_MAX_RANK, &ne)))
             return rc;
         if (c->n_in > 3 && c->in[3]) {
             if (!(v = vg_kctx_value(c, 3)))
                 return -VG_EDYNAMIC;
-            if ((rc = read_ints(c, v, "axes", axes, VG_MAX_RANK, &na)))
+            if ((rc = vg_kread_ints(c, v, "axes", axes, VG_MAX_RANK, &na)))
                 return rc;
             *has_axes = 1;
         }
         if (c->n_in > 4 && c->in[4]) {
             if (!(v = vg_kctx_value(c, 4)))
                 return -VG_EDYNAMIC;
-            if ((rc = read_ints(c, v, "steps", steps, VG_MAX_RANK, &nst)))
+            if ((rc = vg_kread_ints(c, v, "steps", steps, VG_MAX_RANK, &nst)))
                 return rc;
             if (nst != ns)
                 return vg_kerr(c, VG_ESHAPE, "steps has %d values, starts %d", nst, ns);
@@ -1356,7 +1279,7 @@ static int slice_infer(struct vg_kctx *c)
     int rc = slice_make_plan(c, c->in[0], &p);
     if (rc)
         return rc;
-    return set_out_shape(c, c->out[0], c->in[0]->rank, p.count);
+    return vg_set_out_shape(c, c->out[0], c->in[0]->rank, p.count);
 }
 
 static int slice_run(struct vg_kctx *c)
@@ -1367,7 +1290,7 @@ static int slice_run(struct vg_kctx *c)
     if (rc)
         return rc;
     int64_t in_st[VG_MAX_RANK], st[VG_MAX_RANK], base = 0;
-    contiguous_strides(in, in_st);
+    vg_contig_strides(in, in_st);
     for (int k = 0; k < in->rank; k++) {
         base += p.start[k] * in_st[k];
         st[k] = p.step[k] * in_st[k];
@@ -1394,7 +1317,7 @@ static int expand_infer(struct vg_kctx *c)
         return -VG_EDYNAMIC;
     struct vg_tensor target = {.dtype = c->in[0]->dtype};
     int n, rc;
-    if ((rc = read_ints(c, v, "shape", target.dims, VG_MAX_RANK, &n)))
+    if ((rc = vg_kread_ints(c, v, "shape", target.dims, VG_MAX_RANK, &n)))
         return rc;
     target.rank = n;
     for (int i = 0; i < n; i++)
@@ -1405,7 +1328,7 @@ static int expand_infer(struct vg_kctx *c)
     struct vg_tensor out = {.dtype = c->out[0]->dtype};
     if ((rc = vg_broadcast_shape(c, 2, shapes, &out)))
         return rc;
-    return set_out_shape(c, c->out[0], out.rank, out.dims);
+    return vg_set_out_shape(c, c->out[0], out.rank, out.dims);
 }
 
 static int expand_run(struct vg_kctx *c)
@@ -1437,7 +1360,7 @@ static int where_infer(struct vg_kctx *c)
     int rc = vg_broadcast_shape(c, 3, shapes, &out);
     if (rc)
         return rc;
-    return set_out_shape(c, c->out[0], out.rank, out.dims);
+    return vg_set_out_shape(c, c->out[0], out.rank, out.dims);
 }
 
 #define WHERE_ROW(SZ)                                                                          \
