@@ -200,3 +200,19 @@ int vg_kread_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what
     *n = (int)m;
     return 0;
 }
+
+int vg_kattr_auto_pad(struct vg_kctx *c, enum vg_auto_pad *ap)
+{
+    static const char *const names[] = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"};
+    const char *v;
+    int rc = vg_kattr_s(c, "auto_pad", "NOTSET", &v);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (!strcmp(v, names[i])) {
+            *ap = (enum vg_auto_pad)i;
+            return 0;
+        }
+    return vg_kerr(c, VG_EGRAPH, "auto_pad '%s' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID",
+                   v);
+}

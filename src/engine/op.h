@@ -194,6 +194,17 @@ int vg_kattr_s(struct vg_kctx *c, const char *name, const char *dflt, const char
 /* An INTS attribute into v[0..*n) (at most cap values, else a load error); *n = 0 when absent.
  * *present (when not NULL) tells whether the node has it. */
 int vg_kattr_ints(struct vg_kctx *c, const char *name, int64_t *v, int cap, int *n, int *present);
+/* auto_pad of the convolution and pooling operators (Conv, ConvTranspose, MaxPool, AveragePool,
+ * QLinearConv, ConvInteger, QLinearAveragePool). */
+enum vg_auto_pad {
+    VG_AUTO_PAD_NOTSET,
+    VG_AUTO_PAD_SAME_UPPER,
+    VG_AUTO_PAD_SAME_LOWER,
+    VG_AUTO_PAD_VALID,
+};
+/* The node's auto_pad attribute (absent: NOTSET) into *ap; any other string is a load error
+ * (VG_EGRAPH through vg_kerr) naming it. */
+int vg_kattr_auto_pad(struct vg_kctx *c, enum vg_auto_pad *ap);
 /* A 0-D or 1-D int32/int64 tensor of at most `cap` values into v[0..*n); `what` names it in the
  * errors (VG_ETYPE, VG_ESHAPE through vg_kerr). */
 int vg_kread_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what, int64_t *v,
@@ -212,6 +223,39 @@ uint8_t vg_sat_u8(double v);
  */
 int vg_broadcast_shape(struct vg_kctx *c, int n, const struct vg_tensor *const *shapes,
                        struct vg_tensor *out);
+/*
+ * numpy matmul of A [..., M, K] and B [..., K, N] (rank-1 operands promoted as numpy does): the
+ * matrix sizes, the broadcast batch dims with each input's element stride per batch dim (0 where
+ * it broadcasts), the batch count and how many matrices each input holds. Checks ranks, K and
+ * batch broadcasting (VG_ESHAPE through vg_kerr); size limits are the caller's. c may be NULL at
+ * run time, when the shapes were checked at planning: errors are then returned without message.
+ */
+struct vg_mm_geom {
+    int64_t m, k, n;
+    int batch_rank;
+    int64_t batch[VG_MAX_RANK];
+    int64_t a_stride[VG_MAX_RANK];
+    int64_t b_stride[VG_MAX_RANK];
+    int64_t n_batch;
+    int64_t a_batches, b_batches;
+};
+int vg_mm_geometry(struct vg_kctx *c, const struct vg_tensor *a, const struct vg_tensor *b,
+                   struct vg_mm_geom *g);
+/* Steps the batch odometer idx[0..g->batch_rank) of a vg_mm_geom walk, moving *a_off and *b_off
+ * (element offsets of the current A and B matrices) with it. */
+static inline void vg_mm_next_batch(const struct vg_mm_geom *g, int64_t *idx, int64_t *a_off,
+                                    int64_t *b_off)
+{
+    for (int d = g->batch_rank - 1; d >= 0; d--) {
+        *a_off += g->a_stride[d];
+        *b_off += g->b_stride[d];
+        if (++idx[d] < g->batch[d])
+            return;
+        *a_off -= g->a_stride[d] * g->batch[d];
+        *b_off -= g->b_stride[d] * g->batch[d];
+        idx[d] = 0;
+    }
+}
 /*
  * Sets out->rank/dims after checking a shape that came from data or attributes: rank cap, no
  * negative dim, and the byte cap (so a shape tensor cannot ask for an absurd allocation).

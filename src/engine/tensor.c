@@ -537,3 +537,57 @@ void vg_variadic_run(struct vg_kctx *c, vg_bin_fn fn)
                      c->scratch_bytes);
     }
 }
+
+int vg_mm_geometry(struct vg_kctx *c, const struct vg_tensor *a, const struct vg_tensor *b,
+                   struct vg_mm_geom *g)
+{
+    char sa[160] = "", sb[160] = "";
+    if (c) {
+        vg_shape_str(a, sa, sizeof(sa));
+        vg_shape_str(b, sb, sizeof(sb));
+    }
+    if (a->rank < 1 || b->rank < 1)
+        return c ? vg_kerr(c, VG_ESHAPE, "inputs must have rank >= 1, got A %s and B %s", sa, sb)
+                 : -VG_ESHAPE;
+    int ab_rank = a->rank > 2 ? a->rank - 2 : 0;
+    int bb_rank = b->rank > 2 ? b->rank - 2 : 0;
+    g->m = a->rank == 1 ? 1 : a->dims[a->rank - 2];
+    g->k = a->dims[a->rank - 1];
+    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
+    g->n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
+    if (g->k != kb)
+        return c ? vg_kerr(c, VG_ESHAPE,
+                           "inner dimensions differ: A %s has K=%lld, B %s has K=%lld", sa,
+                           (long long)g->k, sb, (long long)kb)
+                 : -VG_ESHAPE;
+
+    g->batch_rank = ab_rank > bb_rank ? ab_rank : bb_rank;
+    int64_t sa_run = g->m * g->k, sb_run = g->k * g->n;
+    g->n_batch = 1;
+    for (int i = g->batch_rank - 1; i >= 0; i--) {
+        int ia = i - (g->batch_rank - ab_rank), ib = i - (g->batch_rank - bb_rank);
+        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
+        int64_t d;
+        if (da == db || db == 1)
+            d = da;
+        else if (da == 1)
+            d = db;
+        else
+            return c ? vg_kerr(c, VG_ESHAPE, "batch dimensions of A %s and B %s do not broadcast",
+                               sa, sb)
+                     : -VG_ESHAPE;
+        g->batch[i] = d;
+        g->a_stride[i] = da == 1 ? 0 : sa_run;
+        g->b_stride[i] = db == 1 ? 0 : sb_run;
+        sa_run *= da;
+        sb_run *= db;
+        g->n_batch *= d;
+    }
+    g->a_batches = 1;
+    for (int i = 0; i < ab_rank; i++)
+        g->a_batches *= a->dims[i];
+    g->b_batches = 1;
+    for (int i = 0; i < bb_rank; i++)
+        g->b_batches *= b->dims[i];
+    return 0;
+}

@@ -101,12 +101,11 @@
 #define CONV_TILE_BYTES ((int64_t)512 * 1024)
 #define CONV_MIN_TILE 128
 
-enum { AP_NOTSET, AP_SAME_UPPER, AP_SAME_LOWER, AP_VALID };
 
 struct conv_state {
     int transpose;
     int64_t group;
-    int auto_pad;
+    enum vg_auto_pad auto_pad;
     size_t n_kernel, n_strides, n_dil, n_pads, n_out_pad, n_out_shape;
     int64_t kernel[VG_CONV_MAX_SP], strides[VG_CONV_MAX_SP], dil[VG_CONV_MAX_SP];
     int64_t pads[2 * VG_CONV_MAX_SP], out_pad[VG_CONV_MAX_SP], out_shape[VG_CONV_MAX_SP + 2];
@@ -189,17 +188,9 @@ static int conv_init_common(struct vg_kctx *c, int transpose)
     if (st->group < 1)
         return vg_kerr(c, VG_EGRAPH, "group must be >= 1, got %lld", (long long)st->group);
     const char *ap = vg_attr_s(nd, "auto_pad", "NOTSET");
-    if (!strcmp(ap, "NOTSET"))
-        st->auto_pad = AP_NOTSET;
-    else if (!strcmp(ap, "SAME_UPPER"))
-        st->auto_pad = AP_SAME_UPPER;
-    else if (!strcmp(ap, "SAME_LOWER"))
-        st->auto_pad = AP_SAME_LOWER;
-    else if (!strcmp(ap, "VALID"))
-        st->auto_pad = AP_VALID;
-    else
-        return vg_kerr(c, VG_EUNSUPPORTED, "auto_pad '%s' is not one of NOTSET, SAME_UPPER, "
-                       "SAME_LOWER, VALID", ap);
+    int ap_rc = vg_kattr_auto_pad(c, &st->auto_pad);
+    if (ap_rc)
+        return ap_rc;
     int rc;
     if ((rc = read_ints(c, "kernel_shape", VG_CONV_MAX_SP, st->kernel, &st->n_kernel)) ||
         (rc = read_ints(c, "strides", VG_CONV_MAX_SP, st->strides, &st->n_strides)) ||
@@ -229,7 +220,7 @@ static int conv_init_common(struct vg_kctx *c, int transpose)
     if (st->n_pads % 2)
         return vg_kerr(c, VG_EGRAPH, "pads has %zu values, expected 2 per spatial axis",
                        st->n_pads);
-    if (any_pad && st->auto_pad != AP_NOTSET)
+    if (any_pad && st->auto_pad != VG_AUTO_PAD_NOTSET)
         return vg_kerr(c, VG_EGRAPH, "pads cannot be given together with auto_pad %s", ap);
     for (size_t i = 0; i < st->n_out_pad; i++)
         if (st->out_pad[i] < 0)
@@ -374,15 +365,15 @@ static int conv_dims_get(struct vg_kctx *c, const struct conv_state *st,
             pend > INT32_MAX)
             FAIL(VG_EUNSUPPORTED, "kernel, stride, dilation or pad above %d", INT32_MAX);
         if (!st->transpose) {
-            if (st->auto_pad == AP_SAME_UPPER || st->auto_pad == AP_SAME_LOWER) {
+            if (st->auto_pad == VG_AUTO_PAD_SAME_UPPER || st->auto_pad == VG_AUTO_PAD_SAME_LOWER) {
                 out = (in + s - 1) / s;
                 int64_t total = (out - 1) * s + ext - in;
                 if (total < 0)
                     total = 0;
-                pb = st->auto_pad == AP_SAME_UPPER ? total / 2 : total - total / 2;
+                pb = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
                 pend = total - pb;
             } else {
-                if (st->auto_pad == AP_VALID)
+                if (st->auto_pad == VG_AUTO_PAD_VALID)
                     pb = pend = 0;
                 out = in + pb + pend < ext ? 0 : (in + pb + pend - ext) / s + 1;
                 if (out < 1)
@@ -400,11 +391,11 @@ static int conv_dims_get(struct vg_kctx *c, const struct conv_state *st,
             int64_t target = -1;
             if (st->n_out_shape)
                 target = st->out_shape[st->n_out_shape - (size_t)k + (size_t)i];
-            else if (st->auto_pad == AP_SAME_UPPER || st->auto_pad == AP_SAME_LOWER)
+            else if (st->auto_pad == VG_AUTO_PAD_SAME_UPPER || st->auto_pad == VG_AUTO_PAD_SAME_LOWER)
                 target = in * s;
             if (target >= 0) {
                 int64_t total = full - target;
-                if (st->auto_pad == AP_SAME_UPPER) {
+                if (st->auto_pad == VG_AUTO_PAD_SAME_UPPER) {
                     pb = floor_div(total, 2);
                     pend = total - pb;
                 } else {
@@ -413,7 +404,7 @@ static int conv_dims_get(struct vg_kctx *c, const struct conv_state *st,
                 }
                 out = target;
             } else {
-                if (st->auto_pad == AP_VALID)
+                if (st->auto_pad == VG_AUTO_PAD_VALID)
                     pb = pend = 0;
                 out = full - pb - pend;
             }

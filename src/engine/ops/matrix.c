@@ -53,82 +53,6 @@ static int64_t dims_prod(const int64_t *dims, int from, int to)
 
 /* ---- MatMul ---------------------------------------------------------------------------------- */
 
-/* Everything run needs, derived from the two input shapes alone. */
-struct mm_geom {
-    int64_t m, k, n;
-    int batch_rank;
-    int64_t batch[VG_MAX_RANK];
-    int64_t a_stride[VG_MAX_RANK]; /* per batch dim, in elements; 0 when A broadcasts */
-    int64_t b_stride[VG_MAX_RANK];
-    int64_t n_batch;
-    int64_t a_batches, b_batches; /* matrices each input holds */
-};
-
-/* c may be NULL (run): the shapes were checked by infer then. */
-static int mm_geometry(struct vg_kctx *c, const struct vg_tensor *a, const struct vg_tensor *b,
-                       struct mm_geom *g)
-{
-    char sa[160] = "", sb[160] = "";
-    if (c) {
-        vg_shape_str(a, sa, sizeof(sa));
-        vg_shape_str(b, sb, sizeof(sb));
-    }
-    if (a->rank < 1 || b->rank < 1)
-        return c ? vg_kerr(c, VG_ESHAPE, "inputs must have rank >= 1, got A %s and B %s", sa, sb)
-                 : -VG_ESHAPE;
-    int ab_rank = a->rank > 2 ? a->rank - 2 : 0;
-    int bb_rank = b->rank > 2 ? b->rank - 2 : 0;
-    int64_t kb;
-    if (a->rank == 1) {
-        g->m = 1;
-        g->k = a->dims[0];
-    } else {
-        g->m = a->dims[a->rank - 2];
-        g->k = a->dims[a->rank - 1];
-    }
-    if (b->rank == 1) {
-        kb = b->dims[0];
-        g->n = 1;
-    } else {
-        kb = b->dims[b->rank - 2];
-        g->n = b->dims[b->rank - 1];
-    }
-    if (g->k != kb)
-        return c ? vg_kerr(c, VG_ESHAPE,
-                           "inner dimensions differ: A %s has K=%lld, B %s has K=%lld", sa,
-                           (long long)g->k, sb, (long long)kb)
-                 : -VG_ESHAPE;
-    if (g->m > INT_MAX || g->k > INT_MAX || g->n > INT_MAX)
-        return c ? vg_kerr(c, VG_EUNSUPPORTED, "matrix dimension above %d (BLAS limit)", INT_MAX)
-                 : -VG_EUNSUPPORTED;
-
-    g->batch_rank = ab_rank > bb_rank ? ab_rank : bb_rank;
-    int64_t sa_run = g->m * g->k, sb_run = g->k * g->n;
-    g->n_batch = 1;
-    for (int i = g->batch_rank - 1; i >= 0; i--) {
-        int ia = i - (g->batch_rank - ab_rank), ib = i - (g->batch_rank - bb_rank);
-        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
-        int64_t d;
-        if (da == db || db == 1)
-            d = da;
-        else if (da == 1)
-            d = db;
-        else
-            return c ? vg_kerr(c, VG_ESHAPE, "batch dimensions of A %s and B %s do not broadcast",
-                               sa, sb)
-                     : -VG_ESHAPE;
-        g->batch[i] = d;
-        g->a_stride[i] = da == 1 ? 0 : sa_run;
-        g->b_stride[i] = db == 1 ? 0 : sb_run;
-        sa_run *= da;
-        sb_run *= db;
-        g->n_batch *= d;
-    }
-    g->a_batches = dims_prod(a->dims, 0, ab_rank);
-    g->b_batches = dims_prod(b->dims, 0, bb_rank);
-    return 0;
-}
-
 static int matmul_init(struct vg_kctx *c)
 {
     enum vg_dtype ta = c->in[0]->dtype, tb = c->in[1]->dtype;
@@ -148,10 +72,12 @@ static int matmul_infer(struct vg_kctx *c)
 {
     const struct vg_tensor *a = c->in[0], *b = c->in[1];
     struct vg_tensor *y = c->out[0];
-    struct mm_geom g;
-    int rc = mm_geometry(c, a, b, &g);
+    struct vg_mm_geom g;
+    int rc = vg_mm_geometry(c, a, b, &g);
     if (rc)
         return rc;
+    if (g.m > INT_MAX || g.k > INT_MAX || g.n > INT_MAX)
+        return vg_kerr(c, VG_EUNSUPPORTED, "matrix dimension above %d (BLAS limit)", INT_MAX);
     y->rank = 0;
     for (int i = 0; i < g.batch_rank; i++)
         y->dims[y->rank++] = g.batch[i];
@@ -225,8 +151,8 @@ static int matmul_run(struct vg_kctx *c)
 {
     const struct vg_tensor *a = c->in[0], *b = c->in[1];
     struct vg_tensor *y = c->out[0];
-    struct mm_geom g;
-    if (mm_geometry(NULL, a, b, &g))
+    struct vg_mm_geom g;
+    if (vg_mm_geometry(NULL, a, b, &g))
         return vg_kerr(c, VG_ESHAPE, "shapes changed after planning");
     int64_t y_numel = vg_tensor_numel(y);
     size_t es = vg_dtype_size(y->dtype);
@@ -248,15 +174,7 @@ static int matmul_run(struct vg_kctx *c)
     for (int64_t t = 0; t < g.n_batch; t++) {
         mm_one(y->dtype, ap + (size_t)a_off * es, bp + (size_t)b_off * es,
                yp + (size_t)(t * y_mat) * es, g.m, g.k, g.n);
-        for (int d = g.batch_rank - 1; d >= 0; d--) {
-            a_off += g.a_stride[d];
-            b_off += g.b_stride[d];
-            if (++idx[d] < g.batch[d])
-                break;
-            a_off -= g.a_stride[d] * g.batch[d];
-            b_off -= g.b_stride[d] * g.batch[d];
-            idx[d] = 0;
-        }
+        vg_mm_next_batch(&g, idx, &a_off, &b_off);
     }
     return 0;
 }

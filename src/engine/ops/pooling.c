@@ -72,13 +72,13 @@
 #endif
 
 enum pool_kind { PK_MAX, PK_AVG, PK_GMAX, PK_GAVG };
-enum { AP_NOTSET, AP_SAME_UPPER, AP_SAME_LOWER, AP_VALID };
 
 struct pool_state {
     enum pool_kind kind;
     int nsp; /* spatial rank from kernel_shape (0 for the global pools) */
     int64_t k[SPMAX], s[SPMAX], d[SPMAX], pads[2 * SPMAX];
-    int auto_pad, ceil_mode, count_pad, col_major;
+    enum vg_auto_pad auto_pad;
+    int ceil_mode, count_pad, col_major;
 };
 
 struct pool_geom {
@@ -190,18 +190,10 @@ static int pool_init_common(struct vg_kctx *c, enum pool_kind kind)
         return rc;
 
     const char *ap = vg_attr_s(c->node, "auto_pad", "NOTSET");
-    if (strcmp(ap, "NOTSET") == 0)
-        st->auto_pad = AP_NOTSET;
-    else if (strcmp(ap, "SAME_UPPER") == 0)
-        st->auto_pad = AP_SAME_UPPER;
-    else if (strcmp(ap, "SAME_LOWER") == 0)
-        st->auto_pad = AP_SAME_LOWER;
-    else if (strcmp(ap, "VALID") == 0)
-        st->auto_pad = AP_VALID;
-    else
-        return vg_kerr(c, VG_EGRAPH,
-                       "auto_pad '%s' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID", ap);
-    if (st->auto_pad != AP_NOTSET)
+    int ap_rc = vg_kattr_auto_pad(c, &st->auto_pad);
+    if (ap_rc)
+        return ap_rc;
+    if (st->auto_pad != VG_AUTO_PAD_NOTSET)
         for (int i = 0; i < 2 * st->nsp; i++)
             if (st->pads[i])
                 return vg_kerr(c, VG_EGRAPH, "pads cannot be set together with auto_pad %s", ap);
@@ -267,17 +259,17 @@ static int pool_geometry(struct vg_kctx *c, const struct pool_state *st, const s
         int64_t in = x->dims[2 + i], k = st->k[i], s = st->s[i], d = st->d[i];
         int64_t ext = (k - 1) * d + 1, out, pb, pe;
         switch (st->auto_pad) {
-        case AP_SAME_UPPER:
-        case AP_SAME_LOWER: {
+        case VG_AUTO_PAD_SAME_UPPER:
+        case VG_AUTO_PAD_SAME_LOWER: {
             out = ceil_div(in, s);
             int64_t total = (out - 1) * s + ext - in;
             if (total < 0)
                 total = 0;
-            pb = st->auto_pad == AP_SAME_UPPER ? total / 2 : total - total / 2;
+            pb = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
             pe = total - pb;
             break;
         }
-        case AP_VALID:
+        case VG_AUTO_PAD_VALID:
             pb = pe = 0;
             out = in >= ext ? (in - ext) / s + 1 : 0;
             break;

@@ -126,7 +126,6 @@ static int scales_positive(struct vg_kctx *c, const struct vg_tensor *t, const c
 
 /* ==== Convolutions ============================================================================ */
 
-enum { AP_NOTSET, AP_SAME_UPPER, AP_SAME_LOWER, AP_VALID };
 
 struct qconv {
     int qlinear;
@@ -134,7 +133,8 @@ struct qconv {
     enum vg_qgemm_out_kind out_kind;
     int path;
     /* attributes, spatial dims in [H, W] order (1-D: H = 1) */
-    int auto_pad, has_kshape, nsp;
+    enum vg_auto_pad auto_pad;
+    int has_kshape, nsp;
     int64_t kshape[2], strides[2], dil[2], pads[4]; /* pads: begin H, begin W, end H, end W */
     int64_t group;
     /* prepared at load when the inputs they come from are constant */
@@ -233,11 +233,11 @@ static int conv_geom(struct vg_kctx *c, const struct qconv *st, const struct vg_
             d[2] = {g->dh, g->dw}, out[2], pb[2];
     for (int i = 0; i < 2; i++) {
         int64_t ek = (k[i] - 1) * d[i] + 1;
-        if (st->auto_pad == AP_NOTSET) {
+        if (st->auto_pad == VG_AUTO_PAD_NOTSET) {
             pb[i] = st->pads[i];
             int64_t span = in[i] + st->pads[i] + st->pads[i + 2] - ek;
             out[i] = span < 0 ? 0 : span / s[i] + 1;
-        } else if (st->auto_pad == AP_VALID) {
+        } else if (st->auto_pad == VG_AUTO_PAD_VALID) {
             pb[i] = 0;
             out[i] = in[i] < ek ? 0 : (in[i] - ek) / s[i] + 1;
         } else {
@@ -245,7 +245,7 @@ static int conv_geom(struct vg_kctx *c, const struct qconv *st, const struct vg_
             int64_t total = (out[i] - 1) * s[i] + ek - in[i];
             if (total < 0)
                 total = 0;
-            pb[i] = st->auto_pad == AP_SAME_UPPER ? total / 2 : total - total / 2;
+            pb[i] = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
         }
         if (out[i] < 1)
             return vg_kerr(c, VG_ESHAPE, "kernel %s larger than the padded input %s", sw, sx);
@@ -362,17 +362,9 @@ static int qconv_init_common(struct vg_kctx *c, int qlinear)
 
     /* Attributes. */
     const char *ap = vg_attr_s(nd, "auto_pad", "NOTSET");
-    if (!strcmp(ap, "NOTSET"))
-        st->auto_pad = AP_NOTSET;
-    else if (!strcmp(ap, "SAME_UPPER"))
-        st->auto_pad = AP_SAME_UPPER;
-    else if (!strcmp(ap, "SAME_LOWER"))
-        st->auto_pad = AP_SAME_LOWER;
-    else if (!strcmp(ap, "VALID"))
-        st->auto_pad = AP_VALID;
-    else
-        return vg_kerr(c, VG_EINVAL, "auto_pad '%s' is not NOTSET, SAME_UPPER, SAME_LOWER or VALID",
-                       ap);
+    int ap_rc = vg_kattr_auto_pad(c, &st->auto_pad);
+    if (ap_rc)
+        return ap_rc;
     st->group = vg_attr_i(nd, "group", 1);
     if (st->group < 1)
         return vg_kerr(c, VG_EINVAL, "group must be >= 1, got %lld", (long long)st->group);
@@ -423,7 +415,7 @@ static int qconv_init_common(struct vg_kctx *c, int qlinear)
         int nonzero = 0;
         for (size_t i = 0; i < npads; i++)
             nonzero |= v[i] != 0;
-        if (nonzero && st->auto_pad != AP_NOTSET)
+        if (nonzero && st->auto_pad != VG_AUTO_PAD_NOTSET)
             return vg_kerr(c, VG_EINVAL, "pads and auto_pad %s cannot both be set", ap);
     }
 
@@ -1373,13 +1365,6 @@ struct qmm {
     int64_t n_rq;
 };
 
-struct mgeom {
-    int64_t m, k, n;
-    int batch_rank;
-    int64_t batch[VG_MAX_RANK];
-    int64_t a_stride[VG_MAX_RANK], b_stride[VG_MAX_RANK];
-    int64_t n_batch, a_mats, b_mats;
-};
 
 static void qmm_release(void *p)
 {
@@ -1390,53 +1375,6 @@ static void qmm_release(void *p)
     free(st->pb);
     free(st->rq);
     free(st);
-}
-
-static int mm_geom(struct vg_kctx *c, const struct vg_tensor *a, const struct vg_tensor *b,
-                   struct mgeom *g)
-{
-    char sa[160] = "", sb[160] = "";
-    vg_shape_str(a, sa, sizeof(sa));
-    vg_shape_str(b, sb, sizeof(sb));
-    if (a->rank < 1 || b->rank < 1)
-        return vg_kerr(c, VG_ESHAPE, "inputs must have rank >= 1, got A %s and B %s", sa, sb);
-    int ar = a->rank > 2 ? a->rank - 2 : 0, br = b->rank > 2 ? b->rank - 2 : 0;
-    g->m = a->rank == 1 ? 1 : a->dims[a->rank - 2];
-    g->k = a->dims[a->rank - 1];
-    int64_t kb = b->rank == 1 ? b->dims[0] : b->dims[b->rank - 2];
-    g->n = b->rank == 1 ? 1 : b->dims[b->rank - 1];
-    if (g->k != kb)
-        return vg_kerr(c, VG_ESHAPE, "inner dimensions differ: A %s has K=%lld, B %s has K=%lld",
-                       sa, (long long)g->k, sb, (long long)kb);
-    if (g->m > INT_MAX || g->n > INT_MAX || g->k > INT_MAX / 4)
-        return vg_kerr(c, VG_EUNSUPPORTED, "matrix dimension too large");
-    g->batch_rank = ar > br ? ar : br;
-    int64_t sa_run = g->m * g->k, sb_run = g->k * g->n;
-    g->n_batch = 1;
-    for (int i = g->batch_rank - 1; i >= 0; i--) {
-        int ia = i - (g->batch_rank - ar), ib = i - (g->batch_rank - br);
-        int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1, d;
-        if (da == db || db == 1)
-            d = da;
-        else if (da == 1)
-            d = db;
-        else
-            return vg_kerr(c, VG_ESHAPE, "batch dimensions of A %s and B %s do not broadcast", sa,
-                           sb);
-        g->batch[i] = d;
-        g->a_stride[i] = da == 1 ? 0 : sa_run;
-        g->b_stride[i] = db == 1 ? 0 : sb_run;
-        sa_run *= da;
-        sb_run *= db;
-        g->n_batch *= d;
-    }
-    g->a_mats = 1;
-    for (int i = 0; i < ar; i++)
-        g->a_mats *= a->dims[i];
-    g->b_mats = 1;
-    for (int i = 0; i < br; i++)
-        g->b_mats *= b->dims[i];
-    return 0;
 }
 
 /* Multipliers: a per tensor or per row, b per tensor or per column (of each of B's matrices). */
@@ -1541,7 +1479,7 @@ struct mscratch {
     size_t apack, bpack, rq, za, zb, total;
 };
 
-static void mm_scratch(const struct qmm *st, const struct mgeom *g, int64_t rows,
+static void mm_scratch(const struct qmm *st, const struct vg_mm_geom *g, int64_t rows,
                        struct mscratch *s)
 {
     size_t off = 0;
@@ -1564,9 +1502,9 @@ static void mm_scratch(const struct qmm *st, const struct mgeom *g, int64_t rows
 
 /* A's batch folds into its rows when B is one matrix used by every batch and nothing is per
  * row (zero points, scales). */
-static int mm_fold(const struct qmm *st, struct vg_kctx *c, const struct mgeom *g)
+static int mm_fold(const struct qmm *st, struct vg_kctx *c, const struct vg_mm_geom *g)
 {
-    if (g->b_mats != 1 || g->a_mats != g->n_batch || g->n_batch == 1)
+    if (g->b_batches != 1 || g->a_batches != g->n_batch || g->n_batch == 1)
         return 0;
     if (st->iaz >= 0 && vg_tensor_numel(c->in[st->iaz]) != 1)
         return 0;
@@ -1582,14 +1520,16 @@ static int qmm_infer(struct vg_kctx *c)
 {
     const struct qmm *st = c->state;
     const struct vg_tensor *a = c->in[st->ia], *b = c->in[st->ib];
-    struct mgeom g;
-    int rc = mm_geom(c, a, b, &g);
+    struct vg_mm_geom g;
+    int rc = vg_mm_geometry(c, a, b, &g);
     if (rc)
         return rc;
-    if (st->iaz >= 0 && !zp_count_ok(vg_tensor_numel(c->in[st->iaz]), g.m, g.a_mats))
+    if (g.m > INT_MAX || g.n > INT_MAX || g.k > INT_MAX / 4)
+        return vg_kerr(c, VG_EUNSUPPORTED, "matrix dimension too large");
+    if (st->iaz >= 0 && !zp_count_ok(vg_tensor_numel(c->in[st->iaz]), g.m, g.a_batches))
         return vg_kerr(c, VG_ESHAPE, "a_zero_point must have 1 or M = %lld elements (per row)",
                        (long long)g.m);
-    if (st->ibz >= 0 && !zp_count_ok(vg_tensor_numel(c->in[st->ibz]), g.n, g.b_mats))
+    if (st->ibz >= 0 && !zp_count_ok(vg_tensor_numel(c->in[st->ibz]), g.n, g.b_batches))
         return vg_kerr(c, VG_ESHAPE, "b_zero_point must have 1 or N = %lld elements (per column)",
                        (long long)g.n);
     if (st->qlinear) {
@@ -1626,8 +1566,8 @@ static int qmm_run(struct vg_kctx *c)
     const struct vg_tensor *a = c->in[st->ia], *b = c->in[st->ib];
     const struct vg_tensor *azp = st->iaz >= 0 ? c->in[st->iaz] : NULL;
     const struct vg_tensor *bzp = st->ibz >= 0 ? c->in[st->ibz] : NULL;
-    struct mgeom g;
-    if (mm_geom(NULL, a, b, &g))
+    struct vg_mm_geom g;
+    if (vg_mm_geometry(NULL, a, b, &g))
         return vg_kerr(c, VG_ESHAPE, "shapes changed after planning");
     int fold = mm_fold(st, c, &g);
     struct mscratch s;
@@ -1716,15 +1656,7 @@ static int qmm_run(struct vg_kctx *c)
         o.rq_per_col = rq_per_col;
         o.y_zp = yz;
         vg_qgemm(&pa, pb, &o);
-        for (int d = g.batch_rank - 1; d >= 0; d--) {
-            a_off += g.a_stride[d];
-            b_off += g.b_stride[d];
-            if (++idx[d] < g.batch[d])
-                break;
-            a_off -= g.a_stride[d] * g.batch[d];
-            b_off -= g.b_stride[d] * g.batch[d];
-            idx[d] = 0;
-        }
+        vg_mm_next_batch(&g, idx, &a_off, &b_off);
     }
     return 0;
 }

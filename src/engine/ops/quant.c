@@ -1171,13 +1171,13 @@ static int qgap_run(struct vg_kctx *c)
 #define QP_MAXSP 3
 #define QP_MAX_KERNEL ((int64_t)1 << 16)
 
-enum { QP_NOTSET, QP_VALID, QP_SAME_UPPER, QP_SAME_LOWER };
 
 struct qpool_state {
     enum vg_dtype dt;
     int nsp; /* spatial dims */
     int64_t k[QP_MAXSP], s[QP_MAXSP], pads[2 * QP_MAXSP];
-    int auto_pad, ceil_mode, count_include_pad, channels_last;
+    enum vg_auto_pad auto_pad;
+    int ceil_mode, count_include_pad, channels_last;
     int64_t kvol;
     int konst;
     struct qp x, y;
@@ -1255,18 +1255,10 @@ static int qpool_init(struct vg_kctx *c)
         st->pads[i] = v[i];
     }
     const char *ap = vg_attr_s(c->node, "auto_pad", "NOTSET");
-    if (!strcmp(ap, "NOTSET"))
-        st->auto_pad = QP_NOTSET;
-    else if (!strcmp(ap, "VALID"))
-        st->auto_pad = QP_VALID;
-    else if (!strcmp(ap, "SAME_UPPER"))
-        st->auto_pad = QP_SAME_UPPER;
-    else if (!strcmp(ap, "SAME_LOWER"))
-        st->auto_pad = QP_SAME_LOWER;
-    else
-        return vg_kerr(c, VG_EINVAL, "auto_pad '%s' is not NOTSET, VALID, SAME_UPPER or SAME_LOWER",
-                       ap);
-    if (st->auto_pad != QP_NOTSET && np)
+    int ap_rc = vg_kattr_auto_pad(c, &st->auto_pad);
+    if (ap_rc)
+        return ap_rc;
+    if (st->auto_pad != VG_AUTO_PAD_NOTSET && np)
         return vg_kerr(c, VG_EINVAL, "pads and auto_pad %s are both given", ap);
     st->ceil_mode = vg_attr_i(c->node, "ceil_mode", 0) != 0;
     st->count_include_pad = vg_attr_i(c->node, "count_include_pad", 0) != 0;
@@ -1288,17 +1280,17 @@ static int qpool_dim(const struct qpool_state *st, int i, int64_t in, int64_t *o
 {
     int64_t k = st->k[i], s = st->s[i], o;
     switch (st->auto_pad) {
-    case QP_VALID:
+    case VG_AUTO_PAD_VALID:
         o = in >= k ? (in - k) / s + 1 : 0;
         *pb = *pe = 0;
         break;
-    case QP_SAME_UPPER:
-    case QP_SAME_LOWER: {
+    case VG_AUTO_PAD_SAME_UPPER:
+    case VG_AUTO_PAD_SAME_LOWER: {
         o = (in + s - 1) / s;
         int64_t total = (o - 1) * s + k - in;
         if (total < 0)
             total = 0;
-        *pb = st->auto_pad == QP_SAME_UPPER ? total / 2 : total - total / 2;
+        *pb = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
         *pe = total - *pb;
         break;
     }
