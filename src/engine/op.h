@@ -205,6 +205,19 @@ enum vg_auto_pad {
 /* The node's auto_pad attribute (absent: NOTSET) into *ap; any other string is a load error
  * (VG_EGRAPH through vg_kerr) naming it. */
 int vg_kattr_auto_pad(struct vg_kctx *c, enum vg_auto_pad *ap);
+/* SAME_UPPER / SAME_LOWER on one spatial axis of length `in`, for a (dilated) kernel extent `ext`
+ * and stride `s`: out = ceil(in / s), and the padding that needs, the odd unit at the end (UPPER)
+ * or at the beginning (LOWER). */
+static inline void vg_same_pads(enum vg_auto_pad ap, int64_t in, int64_t ext, int64_t s,
+                                int64_t *out, int64_t *pb, int64_t *pe)
+{
+    *out = (in + s - 1) / s;
+    int64_t total = (*out - 1) * s + ext - in;
+    if (total < 0)
+        total = 0;
+    *pb = ap == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
+    *pe = total - *pb;
+}
 /* A 0-D or 1-D int32/int64 tensor of at most `cap` values into v[0..*n); `what` names it in the
  * errors (VG_ETYPE, VG_ESHAPE through vg_kerr). */
 int vg_kread_ints(struct vg_kctx *c, const struct vg_tensor *t, const char *what, int64_t *v,

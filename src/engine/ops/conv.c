@@ -366,12 +366,7 @@ static int conv_dims_get(struct vg_kctx *c, const struct conv_state *st,
             FAIL(VG_EUNSUPPORTED, "kernel, stride, dilation or pad above %d", INT32_MAX);
         if (!st->transpose) {
             if (st->auto_pad == VG_AUTO_PAD_SAME_UPPER || st->auto_pad == VG_AUTO_PAD_SAME_LOWER) {
-                out = (in + s - 1) / s;
-                int64_t total = (out - 1) * s + ext - in;
-                if (total < 0)
-                    total = 0;
-                pb = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
-                pend = total - pb;
+                vg_same_pads(st->auto_pad, in, ext, s, &out, &pb, &pend);
             } else {
                 if (st->auto_pad == VG_AUTO_PAD_VALID)
                     pb = pend = 0;

@@ -260,15 +260,9 @@ static int pool_geometry(struct vg_kctx *c, const struct pool_state *st, const s
         int64_t ext = (k - 1) * d + 1, out, pb, pe;
         switch (st->auto_pad) {
         case VG_AUTO_PAD_SAME_UPPER:
-        case VG_AUTO_PAD_SAME_LOWER: {
-            out = ceil_div(in, s);
-            int64_t total = (out - 1) * s + ext - in;
-            if (total < 0)
-                total = 0;
-            pb = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
-            pe = total - pb;
+        case VG_AUTO_PAD_SAME_LOWER:
+            vg_same_pads(st->auto_pad, in, ext, s, &out, &pb, &pe);
             break;
-        }
         case VG_AUTO_PAD_VALID:
             pb = pe = 0;
             out = in >= ext ? (in - ext) / s + 1 : 0;

@@ -241,11 +241,8 @@ static int conv_geom(struct vg_kctx *c, const struct qconv *st, const struct vg_
             pb[i] = 0;
             out[i] = in[i] < ek ? 0 : (in[i] - ek) / s[i] + 1;
         } else {
-            out[i] = (in[i] + s[i] - 1) / s[i];
-            int64_t total = (out[i] - 1) * s[i] + ek - in[i];
-            if (total < 0)
-                total = 0;
-            pb[i] = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
+            int64_t pe;
+            vg_same_pads(st->auto_pad, in[i], ek, s[i], &out[i], &pb[i], &pe);
         }
         if (out[i] < 1)
             return vg_kerr(c, VG_ESHAPE, "kernel %s larger than the padded input %s", sw, sx);

@@ -1285,15 +1285,9 @@ static int qpool_dim(const struct qpool_state *st, int i, int64_t in, int64_t *o
         *pb = *pe = 0;
         break;
     case VG_AUTO_PAD_SAME_UPPER:
-    case VG_AUTO_PAD_SAME_LOWER: {
-        o = (in + s - 1) / s;
-        int64_t total = (o - 1) * s + k - in;
-        if (total < 0)
-            total = 0;
-        *pb = st->auto_pad == VG_AUTO_PAD_SAME_UPPER ? total / 2 : total - total / 2;
-        *pe = total - *pb;
+    case VG_AUTO_PAD_SAME_LOWER:
+        vg_same_pads(st->auto_pad, in, k, s, &o, pb, pe);
         break;
-    }
     default:
         *pb = st->pads[i];
         *pe = st->pads[i + st->nsp];
